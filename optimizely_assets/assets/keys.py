@@ -1,0 +1,29 @@
+"""Asset keys, so stages refer to each other without importing each other's builders."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster import AssetKey
+
+from optimizely_assets.layout import ExportType
+
+SOURCE_FILES = "source_files"
+STAGED_FILES = "staged_files"
+RAW_TABLE = "raw_table"
+CANONICAL = "canonical"
+
+
+def key(export_type: ExportType, stage: str) -> AssetKey:
+    return AssetKey([export_type.value, stage])
+
+
+def partition_day(partition_key: str) -> dt.date:
+    return dt.date.fromisoformat(partition_key)
+
+
+def md_table(header: tuple[str, str], rows: dict[str, int] | list[tuple[str, object]]) -> str:
+    items = rows.items() if isinstance(rows, dict) else rows
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---:|"]
+    lines += [f"| `{k}` | {v:,} |" if isinstance(v, int) else f"| `{k}` | {v} |" for k, v in items]
+    return "\n".join(lines)

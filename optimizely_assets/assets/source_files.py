@@ -1,0 +1,62 @@
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
+
+from optimizely_assets.assets.keys import SOURCE_FILES, md_table, partition_day
+from optimizely_assets.layout import ExportType
+from optimizely_assets.manifest import DayManifest, build_manifest
+from optimizely_assets.resources.loader_config import LoaderConfig
+from optimizely_assets.resources.source import ExportSource
+
+
+def build_source_files_asset(export_type: ExportType, partitions_def):
+    @asset(
+        name=SOURCE_FILES,
+        key_prefix=[export_type.value],
+        partitions_def=partitions_def,
+        group_name="source",
+        kinds={"s3", "parquet"},
+        description=(
+            f"The {export_type.value} export files of one day, listed once the day's _SUCCESS exists: "
+            "keys, sizes, ETags and Parquet footer row counts (ranged reads, nothing downloaded)."
+        ),
+    )
+    def _source_files(
+        context: AssetExecutionContext, source: ExportSource, loader: LoaderConfig
+    ) -> Output[DayManifest]:
+        day = partition_day(context.partition_key)
+        manifest = build_manifest(
+            source,
+            export_type,
+            day,
+            require_success=loader.require_success,
+            allow_missing_columns=loader.allow_missing_columns,
+            workers=loader.footer_workers,
+        )
+        if manifest.ignored:
+            context.log.info(
+                f"ignored {len(manifest.ignored)} non-Parquet objects under {manifest.source_root_uri}"
+            )
+        if manifest.added_columns:
+            context.log.warning(
+                f"{export_type.value} {day}: files carry columns not in the known schema: "
+                f"{', '.join(manifest.added_columns)} (loaded where the warehouse allows field addition)"
+            )
+        by_partition = manifest.rows_by_partition()
+        return Output(
+            manifest,
+            metadata={
+                "dagster/row_count": manifest.rows,
+                "files": len(manifest.files),
+                "bytes": MetadataValue.int(manifest.bytes),
+                f"{export_type.partition_column}s": len(by_partition),
+                "source": MetadataValue.path(manifest.source_root_uri),
+                "success_marker_last_modified": (
+                    manifest.success_last_modified.isoformat() if manifest.success_last_modified else "absent"
+                ),
+                "added_columns": ", ".join(manifest.added_columns) or "none",
+                f"rows_by_{export_type.partition_column}": MetadataValue.md(
+                    md_table((export_type.partition_column, "rows"), dict(sorted(by_partition.items())))
+                ),
+            },
+        )
+
+    return _source_files

@@ -1,0 +1,92 @@
+"""Wires assets, resources, jobs and automation; the environment is chosen in ``settings``."""
+
+from __future__ import annotations
+
+import warnings
+
+from dagster import (
+    AssetSelection,
+    DailyPartitionsDefinition,
+    Definitions,
+    EnvVar,
+    FilesystemIOManager,
+    define_asset_job,
+)
+from dagster_aws.s3 import S3Resource
+from dagster_gcp import GCSResource
+from dagster_gcp.gcs import GCSPickleIOManager
+
+from optimizely_assets.assets import build_export_assets
+from optimizely_assets.checks import build_export_checks
+from optimizely_assets.layout import ExportType
+from optimizely_assets.resources.loader_config import LoaderConfig
+from optimizely_assets.resources.optimizely_auth import OptimizelyCredentialsResource
+from optimizely_assets.resources.source import LocalExportSource, S3ExportSource
+from optimizely_assets.resources.staging import GCSStaging, LocalStaging
+from optimizely_assets.resources.warehouse import BigQueryWarehouse, DuckDBWarehouse
+from optimizely_assets.settings import Settings
+
+DAILY_JOB = "optimizely_daily"
+
+# Partitioned asset checks are "preview" in Dagster 1.13; they are what per-day proof needs.
+warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
+
+
+def build_resources(settings: Settings) -> dict:
+    if settings.source == "s3":
+        s3 = S3Resource(region_name=settings.aws_region, endpoint_url=settings.s3_endpoint_url)
+        optimizely = (
+            OptimizelyCredentialsResource(
+                personal_access_token=EnvVar("OPTIMIZELY_PAT"),
+                api_url=settings.optimizely_api_url,
+                duration=settings.credentials_duration,
+            )
+            if settings.has_pat
+            else None
+        )
+        source = S3ExportSource(
+            s3=s3, optimizely=optimizely, bucket=settings.s3_bucket, account_id=settings.account_id
+        )
+    else:
+        source = LocalExportSource(
+            root_dir=str(settings.local_source_dir), account_id=settings.account_id or ""
+        )
+
+    if settings.warehouse == "bigquery":
+        gcs = GCSResource(project=settings.gcp_project)
+        staging = GCSStaging(gcs=gcs, bucket=settings.gcs_bucket, prefix=settings.gcs_prefix)
+        warehouse = BigQueryWarehouse(
+            project=settings.gcp_project,
+            dataset=settings.bq_dataset,
+            location=settings.bq_location,
+            api_endpoint=settings.bq_api_endpoint,
+        )
+        io_manager = GCSPickleIOManager(
+            gcs=gcs, gcs_bucket=settings.gcs_bucket, gcs_prefix=f"{settings.gcs_prefix}/dagster_io"
+        )
+    else:
+        staging = LocalStaging(root_dir=str(settings.local_staging_dir))
+        warehouse = DuckDBWarehouse(path=str(settings.duckdb_path))
+        io_manager = FilesystemIOManager(base_dir=str(settings.local_dir / "dagster_io"))
+
+    return {
+        "source": source,
+        "staging": staging,
+        "warehouse": warehouse,
+        "loader": LoaderConfig(),
+        "io_manager": io_manager,
+    }
+
+
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    settings = settings or Settings.from_env()
+    daily = DailyPartitionsDefinition(start_date=settings.start_date)
+    assets = [a for t in ExportType for a in build_export_assets(t, daily)]
+    daily_job = define_asset_job(DAILY_JOB, selection=AssetSelection.all(), partitions_def=daily)
+    checks = [c for t in ExportType for c in build_export_checks(t, daily)]
+    return Definitions(
+        assets=assets, asset_checks=checks, jobs=[daily_job], resources=build_resources(settings)
+    )
+
+
+defs = build_definitions()

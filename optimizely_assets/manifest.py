@@ -1,0 +1,125 @@
+"""A day's manifest: which source files make up one (type, date), with footer row counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from optimizely_assets.layout import (
+    ExportType,
+    day_prefix,
+    decode_partition_value,
+    is_data_file,
+    partition_value_of,
+    success_key,
+)
+from optimizely_assets.parquet_footer import ParquetFileError
+from optimizely_assets.resources.source import ExportSource, SourceObject
+from optimizely_assets.schemas import SCHEMAS, schema_drift
+
+
+class DayNotReadyError(RuntimeError):
+    """The day has no ``_SUCCESS`` marker yet."""
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    key: str
+    size: int
+    etag: str
+    rows: int
+    partition_value: str  # as in the path (percent-encoded)
+    added_columns: tuple[str, ...] = ()
+
+    @property
+    def decoded_partition_value(self) -> str:
+        return decode_partition_value(self.partition_value)
+
+
+@dataclass(frozen=True)
+class DayManifest:
+    export_type: ExportType
+    day: dt.date
+    source_root_uri: str
+    success_etag: str | None
+    success_last_modified: dt.datetime | None
+    files: tuple[ManifestFile, ...]
+    ignored: tuple[str, ...] = field(default=())  # non-Parquet objects under the day
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def rows_by_partition(self) -> dict[str, int]:
+        """Rows per experiment/event as written in the path (percent-encoded)."""
+        out: dict[str, int] = {}
+        for f in self.files:
+            out[f.partition_value] = out.get(f.partition_value, 0) + f.rows
+        return out
+
+    @property
+    def added_columns(self) -> list[str]:
+        return sorted({c for f in self.files for c in f.added_columns})
+
+
+def build_manifest(
+    source: ExportSource,
+    export_type: ExportType,
+    day: dt.date,
+    *,
+    require_success: bool = True,
+    allow_missing_columns: bool = False,
+    workers: int = 16,
+) -> DayManifest:
+    """List the day once it is complete and read every file's footer (ranged reads only)."""
+    marker = source.head(success_key(source.root, export_type, day))
+    if marker is None and require_success:
+        raise DayNotReadyError(
+            f"type={export_type.value} date={day.isoformat()}: no _SUCCESS at "
+            f"{source.uri(success_key(source.root, export_type, day))}; the day is not complete yet"
+        )
+    prefix = day_prefix(source.root, export_type, day)
+    objects = source.list_objects(prefix)
+    data = [o for o in objects if is_data_file(o.key)]
+    ignored = tuple(o.key for o in objects if not is_data_file(o.key) and not o.key.endswith("/_SUCCESS"))
+    expected = SCHEMAS[export_type]
+
+    def inspect(obj: SourceObject) -> ManifestFile:
+        footer = source.footer(obj)
+        drift = schema_drift(expected, footer.schema)
+        problems = []
+        if drift["retyped"]:
+            problems.append(f"columns with another type: {', '.join(drift['retyped'])}")
+        if drift["missing"] and not allow_missing_columns:
+            problems.append(f"missing columns: {', '.join(drift['missing'])}")
+        if problems:
+            raise ParquetFileError(
+                f"{source.uri(obj.key)} does not match the {export_type.value} schema ("
+                + "; ".join(problems)
+                + "); the day was not loaded"
+            )
+        return ManifestFile(
+            key=obj.key,
+            size=obj.size,
+            etag=obj.etag,
+            rows=footer.rows,
+            partition_value=partition_value_of(obj.key, export_type),
+            added_columns=tuple(drift["added"]),
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        files = tuple(pool.map(inspect, data))
+    return DayManifest(
+        export_type=export_type,
+        day=day,
+        source_root_uri=source.uri(prefix),
+        success_etag=marker.etag if marker else None,
+        success_last_modified=marker.last_modified if marker else None,
+        files=files,
+        ignored=ignored,
+    )

@@ -1,0 +1,23 @@
+"""Knobs of the loader itself, as a resource so the UI's launchpad shows and edits them."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+
+class LoaderConfig(ConfigurableResource):
+    require_success: bool = Field(
+        default=True,
+        description="Refuse a day until its _SUCCESS marker exists (like CAIO's --require-success).",
+    )
+    allow_missing_columns: bool = Field(
+        default=False, description="Load files that lack a nullable column as NULLs instead of failing."
+    )
+    footer_workers: int = Field(default=16, description="Parallel ranged footer reads.")
+    copy_workers: int = Field(default=8, description="Parallel streamed copies to staging.")
+    copy_attempts: int = Field(default=4, description="Attempts per file copy before the day fails.")
+    dedup_lookback_days: int = Field(
+        default=1,
+        description="Canonical MERGE scans target event dates of the day's rows widened by this many days.",
+    )

@@ -1,0 +1,115 @@
+"""The one place that decides local vs cloud, from environment variables.
+
+Embedded default (nothing set): the export is read from ``$OPTIMIZELY_LOCAL_DIR/source``,
+staged in ``$OPTIMIZELY_LOCAL_DIR/staging`` and loaded into DuckDB at
+``$OPTIMIZELY_LOCAL_DIR/warehouse.duckdb``.
+
+- Source is Optimizely's S3 bucket when ``OPTIMIZELY_PAT`` is set (temporary credentials
+  from the export API) or ``OPTIMIZELY_SOURCE=s3`` (plain AWS credentials / role, with
+  ``OPTIMIZELY_ACCOUNT_ID``).
+- Staging + warehouse are GCS + BigQuery when ``OPTIMIZELY_GCP_PROJECT`` is set, which then
+  also needs ``OPTIMIZELY_GCS_BUCKET``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    start_date: str
+    local_dir: Path
+    source: str  # "local" | "s3"
+    account_id: str | None
+    s3_bucket: str
+    s3_endpoint_url: str | None
+    aws_region: str
+    optimizely_api_url: str
+    credentials_duration: str
+    warehouse: str  # "duckdb" | "bigquery"
+    gcp_project: str | None
+    gcs_bucket: str | None
+    gcs_prefix: str
+    bq_dataset: str
+    bq_location: str
+    bq_api_endpoint: str | None
+    has_pat: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = env.get(name, "").strip()
+            return value or default
+
+        start = get("OPTIMIZELY_START_DATE", "2024-01-01")
+        try:
+            dt.date.fromisoformat(start)
+        except ValueError:
+            raise SettingsError(f"OPTIMIZELY_START_DATE must be YYYY-MM-DD, got {start!r}") from None
+
+        has_pat = get("OPTIMIZELY_PAT") is not None
+        source = get("OPTIMIZELY_SOURCE", "s3" if has_pat else "local")
+        if source not in ("local", "s3"):
+            raise SettingsError(f"OPTIMIZELY_SOURCE must be 'local' or 's3', got {source!r}")
+        account_id = get("OPTIMIZELY_ACCOUNT_ID", None if source == "s3" else "5935064")
+        if source == "s3" and not has_pat and not account_id:
+            raise SettingsError(
+                "OPTIMIZELY_SOURCE=s3 without OPTIMIZELY_PAT needs OPTIMIZELY_ACCOUNT_ID "
+                "(plain AWS credentials or a role read v1/account_id=<id>/)"
+            )
+        if account_id is not None and not account_id.isdigit():
+            raise SettingsError(f"OPTIMIZELY_ACCOUNT_ID must be digits, got {account_id!r}")
+
+        project = get("OPTIMIZELY_GCP_PROJECT")
+        bucket = get("OPTIMIZELY_GCS_BUCKET")
+        if project and not bucket:
+            raise SettingsError(
+                "OPTIMIZELY_GCP_PROJECT is set: BigQuery loads from GCS, so set OPTIMIZELY_GCS_BUCKET too"
+            )
+        if bucket and not project:
+            raise SettingsError(
+                "OPTIMIZELY_GCS_BUCKET is set: set OPTIMIZELY_GCP_PROJECT for the BigQuery dataset too"
+            )
+
+        return cls(
+            start_date=start,
+            local_dir=Path(get("OPTIMIZELY_LOCAL_DIR", ".optimizely_local")).resolve(),
+            source=source,
+            account_id=account_id,
+            s3_bucket=get("OPTIMIZELY_S3_BUCKET", "optimizely-events-data"),
+            s3_endpoint_url=get("OPTIMIZELY_S3_ENDPOINT_URL"),
+            aws_region=get("AWS_REGION", "us-east-1"),
+            optimizely_api_url=get("OPTIMIZELY_API_URL", "https://api.optimizely.com"),
+            credentials_duration=get("OPTIMIZELY_CREDENTIALS_DURATION", "1h"),
+            warehouse="bigquery" if project else "duckdb",
+            gcp_project=project,
+            gcs_bucket=bucket,
+            gcs_prefix=get("OPTIMIZELY_GCS_PREFIX", "optimizely"),
+            bq_dataset=get("OPTIMIZELY_BQ_DATASET", "optimizely_e3"),
+            bq_location=get("OPTIMIZELY_BQ_LOCATION", "US"),
+            bq_api_endpoint=get("OPTIMIZELY_BQ_API_ENDPOINT"),
+            has_pat=has_pat,
+        )
+
+    @property
+    def local_source_dir(self) -> Path:
+        return self.local_dir / "source"
+
+    @property
+    def local_staging_dir(self) -> Path:
+        return self.local_dir / "staging"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.local_dir / "warehouse.duckdb"
