@@ -118,12 +118,16 @@ WHEN NOT MATCHED THEN INSERT ({_quote_list(all_cols)}) VALUES ({_quote_list(all_
 # --- BigQuery -------------------------------------------------------------------------
 
 
-def bigquery_merge_canonical(export_type: ExportType, project: str, dataset: str) -> str:
-    """A script (parameter ``@day`` DATE, ``@lookback`` INT64) doing the same as the DuckDB MERGE.
+def bigquery_merge_canonical(
+    export_type: ExportType, project: str, dataset: str, day: dt.date | str, lookback_days: int
+) -> str:
+    """A script doing the same as the DuckDB MERGE; the day and lookback are inlined literals.
 
     The window is computed into variables first: BigQuery prunes target partitions on
     constant filters, and script variables count as constants.
     """
+    d = f"DATE '{_iso(day)}'"
+    lookback = int(lookback_days)
     t = table_names(export_type, f"`{project}.{dataset}")
     raw = t.raw + "`"
     canonical = t.canonical + "`"
@@ -133,17 +137,15 @@ def bigquery_merge_canonical(export_type: ExportType, project: str, dataset: str
     bq_cols = ", ".join(f"`{c}`" for c in all_cols)
     src_cols = ", ".join(f"r.`{c}`" for c in cols)
     return f"""
-CREATE TEMP FUNCTION url_decode(s STRING) RETURNS STRING LANGUAGE js AS r'''
-  if (s === null) return null;
-  try {{ return decodeURIComponent(s); }} catch (e) {{ return s; }}
-''';
-DECLARE lo DATE;
-DECLARE hi DATE;
-SET (lo, hi) = (
-  SELECT AS STRUCT
-    DATE_SUB(MIN(DATE(COALESCE(`timestamp`, process_timestamp))), INTERVAL @lookback DAY),
-    DATE_ADD(MAX(DATE(COALESCE(`timestamp`, process_timestamp))), INTERVAL @lookback DAY)
-  FROM {raw} WHERE `date` = @day
+CREATE TEMP FUNCTION url_decode(s STRING) RETURNS STRING LANGUAGE js AS
+  "if (s === null) return null; try {{ return decodeURIComponent(s); }} catch (e) {{ return s; }}";
+DECLARE lo DATE DEFAULT (
+  SELECT DATE_SUB(MIN(DATE(COALESCE(`timestamp`, process_timestamp))), INTERVAL {lookback} DAY)
+  FROM {raw} WHERE `date` = {d}
+);
+DECLARE hi DATE DEFAULT (
+  SELECT DATE_ADD(MAX(DATE(COALESCE(`timestamp`, process_timestamp))), INTERVAL {lookback} DAY)
+  FROM {raw} WHERE `date` = {d}
 );
 MERGE {canonical} AS T
 USING (
@@ -156,7 +158,7 @@ USING (
              PARTITION BY r.uuid ORDER BY r.process_timestamp, r.`timestamp`, r.`{key}`
            ) AS _rn
     FROM {raw} AS r
-    WHERE r.`date` = @day
+    WHERE r.`date` = {d}
       AND r.uuid IS NOT NULL
       AND COALESCE(r.`timestamp`, r.process_timestamp) IS NOT NULL
   ) WHERE _rn = 1

@@ -31,7 +31,10 @@ def run_day(
 
 
 def checks_of(result: ExecuteInProcessResult) -> dict[str, bool]:
-    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed for e in result.get_asset_check_evaluations()}
+    return {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
+        for e in result.get_asset_check_evaluations()
+    }
 
 
 def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:

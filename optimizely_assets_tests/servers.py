@@ -52,7 +52,9 @@ class FakeOptimizelyAPI:
                 parsed = urlparse(self.path)
                 auth = self.headers.get("Authorization", "")
                 duration = parse_qs(parsed.query).get("duration", ["1h"])[0]
-                api.calls.append({"path": parsed.path, "duration": duration, "auth_ok": auth == f"Bearer {api.token}"})
+                api.calls.append(
+                    {"path": parsed.path, "duration": duration, "auth_ok": auth == f"Bearer {api.token}"}
+                )
                 if parsed.path != "/v2/export/credentials":
                     return self._send(404, {"message": "not found"})
                 if api.status_override:
@@ -93,3 +95,63 @@ class FakeOptimizelyAPI:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+
+
+def start_bigquery_emulator(workdir, gcs_local_root) -> tuple[str, object]:
+    """Start bqemulator as its own process on 127.0.0.1; returns (rest_url, process).
+
+    Its DuckDB must find the spatial extension offline: we lay the wheel-shipped file out
+    in DuckDB's extension directory under a private HOME.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import duckdb
+    import duckdb_extension_spatial
+    import requests
+
+    version = f"v{duckdb.__version__}"
+    platform = duckdb.connect().execute("SELECT platform FROM pragma_platform()").fetchone()[0]
+    shipped = (
+        Path(duckdb_extension_spatial.__file__).parent / "extensions" / version / "spatial.duckdb_extension"
+    )
+    home = Path(workdir) / "home"
+    ext_dir = home / ".duckdb" / "extensions" / version / platform
+    ext_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shipped, ext_dir)
+    rest, grpc = free_port(), free_port()
+    exe = Path(sys.executable).parent / "bqemulator"
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "start",
+            "--rest-host",
+            "127.0.0.1",
+            "--rest-port",
+            str(rest),
+            "--grpc-host",
+            "127.0.0.1",
+            "--grpc-port",
+            str(grpc),
+            "--log-level",
+            "error",
+        ],
+        env={**os.environ, "HOME": str(home), "BQEMU_GCS_LOCAL_ROOT": str(gcs_local_root)},
+        stdout=subprocess.DEVNULL,
+        stderr=open(Path(workdir) / "bqemulator.log", "wb"),
+    )
+    url = f"http://127.0.0.1:{rest}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"bqemulator exited: {(Path(workdir) / 'bqemulator.log').read_text()[-2000:]}")
+        try:
+            requests.get(url, timeout=1)
+            return url, proc
+        except requests.RequestException:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("bqemulator did not start within 90 s")

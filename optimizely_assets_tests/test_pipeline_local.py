@@ -74,7 +74,10 @@ def test_a_day_without_success_marker_is_refused_and_names_the_day(tmp_path):
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.to_string()
     assert "_SUCCESS" in message and "date=2024-01-01" in message and "type=" in message
-    assert not settings.duckdb_path.exists() or query(settings, "SELECT count(*) FROM information_schema.tables")[0][0] == 0
+    assert (
+        not settings.duckdb_path.exists()
+        or query(settings, "SELECT count(*) FROM information_schema.tables")[0][0] == 0
+    )
 
 
 def test_a_rewritten_day_replaces_its_partition_and_drops_stale_staged_files(loaded):
@@ -83,7 +86,9 @@ def test_a_rewritten_day_replaces_its_partition_and_drops_stale_staged_files(loa
     w = rows_of(written, ExportType.DECISIONS, day)
     dropped_key = sorted(w.files)[0]
     (settings.local_source_dir / dropped_key).unlink()
-    marker = settings.local_source_dir / success_key(account_prefix(SMALL.account_id), ExportType.DECISIONS, day)
+    marker = settings.local_source_dir / success_key(
+        account_prefix(SMALL.account_id), ExportType.DECISIONS, day
+    )
     marker.touch()
     result = run_day(settings, day, instance)
     assert result.success, [e.message for e in result.all_events if e.is_failure]

@@ -75,7 +75,9 @@ def test_credentials_are_refreshed_before_they_expire(moto_endpoint, s3_bucket, 
 
 
 def test_bad_token_fails_with_a_clear_error_that_hides_the_token(moto_endpoint, optimizely_api):
-    bad = OptimizelyCredentialsResource(personal_access_token="pat-wrong-SECRET-VALUE", api_url=optimizely_api.url)
+    bad = OptimizelyCredentialsResource(
+        personal_access_token="pat-wrong-SECRET-VALUE", api_url=optimizely_api.url
+    )
     with pytest.raises(CredentialsError) as err:
         bad.fetch()
     assert "HTTP 401" in str(err.value) and "OPTIMIZELY_PAT" in str(err.value)

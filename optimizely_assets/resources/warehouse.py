@@ -292,11 +292,15 @@ class BigQueryWarehouse(Warehouse):
             parquet_options=parquet,
         )
 
+    def raw_partition(self, export_type: ExportType, day: dt.date) -> str:
+        """``project.dataset.t_raw$YYYYMMDD``: WRITE_TRUNCATE to it replaces exactly one day."""
+        return f"{self._table_id(sql.table_names(export_type).raw)}${compact_date(day)}"
+
     def load_raw_day(
         self, export_type: ExportType, day: dt.date, uris: list[str], type_root_uri: str = ""
     ) -> int:
         names = sql.table_names(export_type)
-        destination = f"{self._table_id(names.raw)}${compact_date(day)}"
+        destination = self.raw_partition(export_type, day)
         if not uris:
             # An empty day still replaces the partition, with nothing.
             self.client.query_and_wait(
@@ -328,27 +332,41 @@ class BigQueryWarehouse(Warehouse):
             tuple(r.values()) for r in self.client.query_and_wait(query, job_config=self._params(**params))
         ]
 
-    def merge_canonical(self, export_type: ExportType, day: dt.date, lookback_days: int) -> MergeStats:
-        names = sql.table_names(export_type)
-        raw = f"`{self._table_id(names.raw)}`"
-        ((day_rows, unique, nulls, lo, hi),) = self._scalar_rows(
+    def _day_window(self, export_type: ExportType, day: dt.date, lookback_days: int) -> tuple:
+        """(rows, distinct uuids, null uuids, lo, hi) of the raw day; [lo, hi] bounds target scans."""
+        raw = f"`{self._table_id(sql.table_names(export_type).raw)}`"
+        return self._scalar_rows(
             f"SELECT COUNT(*), COUNT(DISTINCT uuid), COUNTIF(uuid IS NULL), "
             f"DATE_SUB(MIN(DATE(COALESCE(`timestamp`, process_timestamp))), INTERVAL @lookback DAY), "
             f"DATE_ADD(MAX(DATE(COALESCE(`timestamp`, process_timestamp))), INTERVAL @lookback DAY) "
             f"FROM {raw} WHERE `date` = @day",
             day=day,
             lookback=lookback_days,
-        )
-        job = self.client.query(
-            sql.bigquery_merge_canonical(export_type, self.project, self.dataset),
-            job_config=self._params(day=day, lookback=lookback_days),
-        )
-        job.result()
-        inserted = sum(
-            int(child.num_dml_affected_rows or 0)
-            for child in self.client.list_jobs(parent_job=job.job_id)
-            if child.statement_type == "MERGE"
-        )
+        )[0]
+
+    def merge_canonical(self, export_type: ExportType, day: dt.date, lookback_days: int) -> MergeStats:
+        names = sql.table_names(export_type)
+        day_rows, unique, nulls, lo, hi = self._day_window(export_type, day, lookback_days)
+        canonical = f"`{self._table_id(names.canonical)}`"
+
+        def day_count() -> int:
+            # Every canonical row of this export day has its event_date inside [lo, hi]: bounded scan.
+            if lo is None:
+                return 0
+            return int(
+                self._scalar_rows(
+                    f"SELECT COUNT(*) FROM {canonical} WHERE event_date BETWEEN @lo AND @hi AND export_date = @day",
+                    lo=lo,
+                    hi=hi,
+                    day=day,
+                )[0][0]
+            )
+
+        before = day_count()
+        self.client.query(
+            sql.bigquery_merge_canonical(export_type, self.project, self.dataset, day, lookback_days)
+        ).result()
+        inserted = day_count() - before
         window = (lo.isoformat(), hi.isoformat()) if lo is not None else None
         return MergeStats(int(day_rows), int(unique), int(nulls), inserted, window)
 
@@ -373,33 +391,39 @@ class BigQueryWarehouse(Warehouse):
     def duplicate_uuids(
         self, export_type: ExportType, day: dt.date, lookback_days: int
     ) -> list[tuple[str, int]]:
-        """Bounded like the MERGE: only canonical partitions near the day's event dates."""
+        """Bounded like the MERGE: only canonical partitions inside the day's event-date window."""
+        *_, lo, hi = self._day_window(export_type, day, lookback_days)
+        if lo is None:
+            return []
         c = f"`{self._table_id(sql.table_names(export_type).canonical)}`"
         return [
             (str(u), int(n))
             for u, n in self._scalar_rows(
-                f"SELECT uuid, COUNT(*) FROM {c} "
-                f"WHERE event_date BETWEEN DATE_SUB(@day, INTERVAL @lookback + 7 DAY) AND DATE_ADD(@day, INTERVAL @lookback DAY) "
-                f"AND uuid IN (SELECT uuid FROM {c} WHERE export_date = @day) "
+                f"SELECT uuid, COUNT(*) FROM {c} WHERE event_date BETWEEN @lo AND @hi "
+                f"AND uuid IN (SELECT uuid FROM {c} WHERE event_date BETWEEN @lo AND @hi AND export_date = @day) "
                 f"GROUP BY uuid HAVING COUNT(*) > 1 ORDER BY uuid LIMIT 20",
                 day=day,
-                lookback=lookback_days,
+                lo=lo,
+                hi=hi,
             )
         ]
 
     def missing_from_canonical(
         self, export_type: ExportType, day: dt.date, lookback_days: int
     ) -> dict[str, int]:
+        *_, lo, hi = self._day_window(export_type, day, lookback_days)
+        if lo is None:
+            return {}
         names = sql.table_names(export_type)
         key = export_type.partition_column
         raw, c = f"`{self._table_id(names.raw)}`", f"`{self._table_id(names.canonical)}`"
         rows = self._scalar_rows(
             f"SELECT r.`{key}`, COUNT(DISTINCT r.uuid) FROM {raw} r "
-            f"LEFT JOIN (SELECT uuid FROM {c} WHERE event_date BETWEEN "
-            f"DATE_SUB(@day, INTERVAL @lookback + 7 DAY) AND DATE_ADD(@day, INTERVAL @lookback DAY)) t "
-            f"ON t.uuid = r.uuid WHERE r.`date` = @day AND r.uuid IS NOT NULL AND t.uuid IS NULL GROUP BY 1",
+            f"LEFT JOIN (SELECT uuid FROM {c} WHERE event_date BETWEEN @lo AND @hi) t ON t.uuid = r.uuid "
+            f"WHERE r.`date` = @day AND r.uuid IS NOT NULL AND t.uuid IS NULL GROUP BY 1",
             day=day,
-            lookback=lookback_days,
+            lo=lo,
+            hi=hi,
         )
         return {decode_partition_value(str(k)): int(n) for k, n in rows}
 
