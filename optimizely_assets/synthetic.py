@@ -101,7 +101,8 @@ def _write_day(
 ) -> tuple[WrittenDay, list[str]]:
     n = spec.decisions_per_day if export_type is ExportType.DECISIONS else spec.events_per_day
     keys = experiment_ids(spec) if export_type is ExportType.DECISIONS else list(spec.event_names)
-    uuids = np.array([str(uuidlib.UUID(int=int(x))) for x in rng.integers(0, 2**63, size=n)])
+    raw = rng.bytes(16 * n)
+    uuids = np.array([str(uuidlib.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, 16 * n, 16)])
     # Some uuids appear twice within the day, in another partition's file.
     n_dup = int(n * spec.duplicate_rate)
     if n_dup:
@@ -121,7 +122,7 @@ def _write_day(
     partition = rng.integers(0, len(keys), size=n)
     visitors = np.array([f"user_{v}" for v in rng.integers(0, max(n // 3, 1), size=n)])
 
-    job = uuidlib.UUID(int=int(rng.integers(0, 2**63)))
+    job = uuidlib.UUID(bytes=rng.bytes(16), version=4)
     wd = WrittenDay(export_type, day)
     prefix = day_prefix(account_prefix(spec.account_id), export_type, day)
     for p, key_value in enumerate(keys):
@@ -239,6 +240,25 @@ def _table(
         },
         schema=schema,
     )
+
+
+def partition_table(
+    export_type: ExportType,
+    key_value: str,
+    rows: int,
+    day: dt.date,
+    spec: ExportSpec = ExportSpec(),
+    seed: int = 0,
+) -> pa.Table:
+    """One partition's file content: ``rows`` unique events received on ``day``."""
+    rng = np.random.default_rng([spec.seed, seed])
+    raw = rng.bytes(16 * rows)
+    uuids = np.array([str(uuidlib.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, 16 * rows, 16)])
+    start = int(dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp() * 1000)
+    process = start + rng.integers(0, 86_400_000, size=rows)
+    client = process - rng.integers(2_000, 86_000, size=rows)
+    visitors = np.array([f"user_{v}" for v in rng.integers(0, max(rows // 3, 1), size=rows)])
+    return _table(export_type, spec, key_value, uuids, client, process, visitors, rng)
 
 
 def date_range(start: dt.date, days: int) -> list[dt.date]:
