@@ -1,5 +1,7 @@
 """Per-day data-quality checks: the proof that a loaded day is complete."""
 
+import datetime as dt
+
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -11,9 +13,10 @@ from dagster import (
 )
 
 from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, key, md_table, partition_day
-from optimizely_assets.layout import ExportType
+from optimizely_assets.layout import ExportType, success_key
 from optimizely_assets.manifest import DayManifest
 from optimizely_assets.resources.loader_config import LoaderConfig
+from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.resources.warehouse import Warehouse
 
 
@@ -138,5 +141,54 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
             metadata={"added_columns": MetadataValue.json(added)},
         )
 
+    @asset_check(
+        asset=key(export_type, RAW_TABLE),
+        name="fresh_after_success",
+        additional_ins=source_in,
+        partitions_def=partitions_def,
+        description=(
+            "The loaded day is what the source holds now: its _SUCCESS marker is unchanged since the "
+            "files were listed (a rewritten day fails until re-run), and the load followed the marker "
+            "within `freshness_sla_hours` (a late load of a recent day warns)."
+        ),
+    )
+    def fresh(
+        context: AssetCheckExecutionContext, manifest: DayManifest, source: ExportSource, loader: LoaderConfig
+    ) -> AssetCheckResult:
+        day = partition_day(context.partition_key)
+        marker = source.head(success_key(source.root, export_type, day))
+        now = dt.datetime.now(dt.timezone.utc)
+        listed = manifest.success_etag
+        if listed is None:
+            changed = marker is not None
+        else:
+            changed = marker is None or marker.etag != listed
+        lag_h = (
+            (now - manifest.success_last_modified).total_seconds() / 3600
+            if manifest.success_last_modified
+            else None
+        )
+        # Only recent days can be late: a backfill of last year is not a freshness problem.
+        recent = (now.date() - day).days <= loader.freshness_sla_hours / 24 + 1
+        late = recent and lag_h is not None and lag_h > loader.freshness_sla_hours
+        if changed:
+            desc = f"{export_type.value} {day}: _SUCCESS changed since the load; re-run the day"
+        elif late:
+            desc = f"{export_type.value} {day}: checked {lag_h:.1f} h after _SUCCESS (SLA {loader.freshness_sla_hours} h)"
+        else:
+            desc = f"{export_type.value} {day}: loaded data matches the current _SUCCESS"
+        return AssetCheckResult(
+            passed=not changed and not late,
+            severity=AssetCheckSeverity.ERROR if changed else AssetCheckSeverity.WARN,
+            description=desc,
+            metadata={
+                "marker_at_load": manifest.success_last_modified.isoformat()
+                if manifest.success_last_modified
+                else "absent",
+                "marker_now": marker.last_modified.isoformat() if marker else "absent",
+                "hours_since_marker": round(lag_h, 2) if lag_h is not None else -1.0,
+            },
+        )
+
     # The manifest input of `drift` is the checked asset itself, so it needs no additional_ins.
-    return [rows_match, all_present, no_duplicates, drift]
+    return [rows_match, all_present, no_duplicates, drift, fresh]

@@ -17,6 +17,7 @@ from dagster_gcp import GCSResource
 from dagster_gcp.gcs import GCSPickleIOManager
 
 from optimizely_assets.assets import build_export_assets
+from optimizely_assets.automation import build_daily_schedule, build_success_sensor
 from optimizely_assets.checks import build_export_checks
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
@@ -28,8 +29,10 @@ from optimizely_assets.settings import Settings
 
 DAILY_JOB = "optimizely_daily"
 
-# Partitioned asset checks are "preview" in Dagster 1.13; they are what per-day proof needs.
+# Partitioned asset checks ("preview") and backfill policies ("beta") in Dagster 1.13 are
+# exactly what per-day proof and per-day backfills need.
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`.*")
 
 
 def build_resources(settings: Settings) -> dict:
@@ -82,10 +85,15 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     daily = DailyPartitionsDefinition(start_date=settings.start_date)
     assets = [a for t in ExportType for a in build_export_assets(t, daily)]
-    daily_job = define_asset_job(DAILY_JOB, selection=AssetSelection.all(), partitions_def=daily)
     checks = [c for t in ExportType for c in build_export_checks(t, daily)]
+    daily_job = define_asset_job(DAILY_JOB, selection=AssetSelection.all(), partitions_def=daily)
     return Definitions(
-        assets=assets, asset_checks=checks, jobs=[daily_job], resources=build_resources(settings)
+        assets=assets,
+        asset_checks=checks,
+        jobs=[daily_job],
+        schedules=[build_daily_schedule(daily_job)],
+        sensors=[build_success_sensor(daily_job, daily, settings.sensor_lookback_days)],
+        resources=build_resources(settings),
     )
 
 

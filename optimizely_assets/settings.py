@@ -24,6 +24,12 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+def _positive_int(value: str, name: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     start_date: str
@@ -43,6 +49,7 @@ class Settings:
     bq_location: str
     bq_api_endpoint: str | None
     has_pat: bool
+    sensor_lookback_days: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +107,9 @@ class Settings:
             bq_location=get("OPTIMIZELY_BQ_LOCATION", "US"),
             bq_api_endpoint=get("OPTIMIZELY_BQ_API_ENDPOINT"),
             has_pat=has_pat,
+            sensor_lookback_days=_positive_int(
+                get("OPTIMIZELY_SENSOR_LOOKBACK_DAYS", "3"), "OPTIMIZELY_SENSOR_LOOKBACK_DAYS"
+            ),
         )
 
     @property

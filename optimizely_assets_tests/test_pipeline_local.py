@@ -29,7 +29,7 @@ def test_every_day_loads_and_all_checks_pass(loaded):
     for result in results:
         assert result.success
         checks = checks_of(result)
-        assert len(checks) == 8 and all(checks.values()), checks
+        assert len(checks) == 10 and all(checks.values()), checks
     for w in written:
         (raw,) = query(settings, f'SELECT count(*) FROM {w.export_type.value}_raw WHERE "date" = ?', [w.day])
         assert raw[0] == w.rows

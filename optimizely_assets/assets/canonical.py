@@ -1,6 +1,6 @@
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, key, partition_day
+from optimizely_assets.assets.keys import CANONICAL, ONE_DAY_PER_RUN, RAW_TABLE, key, partition_day
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.warehouse import Warehouse
@@ -11,6 +11,7 @@ def build_canonical_asset(export_type: ExportType, partitions_def):
         name=CANONICAL,
         key_prefix=[export_type.value],
         partitions_def=partitions_def,
+        backfill_policy=ONE_DAY_PER_RUN,
         group_name="canonical",
         kinds={"bigquery", "table"},
         pool="warehouse",

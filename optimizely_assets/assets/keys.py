@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dagster import AssetKey
+from dagster import AssetKey, BackfillPolicy
 
 from optimizely_assets.layout import ExportType
 
@@ -12,6 +12,11 @@ SOURCE_FILES = "source_files"
 STAGED_FILES = "staged_files"
 RAW_TABLE = "raw_table"
 CANONICAL = "canonical"
+
+# A backfill runs one day per run. Each day is its own load job and MERGE anyway, its checks
+# are evaluated per partition, and a failed day fails (and retries) alone; dagster.yaml's
+# run queue runs several days at once.
+ONE_DAY_PER_RUN = BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def key(export_type: ExportType, stage: str) -> AssetKey:

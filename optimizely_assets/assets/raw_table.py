@@ -1,6 +1,13 @@
 from dagster import AssetExecutionContext, AssetIn, MaterializeResult, MetadataValue, asset
 
-from optimizely_assets.assets.keys import RAW_TABLE, STAGED_FILES, key, md_table, partition_day
+from optimizely_assets.assets.keys import (
+    ONE_DAY_PER_RUN,
+    RAW_TABLE,
+    STAGED_FILES,
+    key,
+    md_table,
+    partition_day,
+)
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.warehouse import Warehouse
 from optimizely_assets.staging_copy import StagedDay
@@ -11,6 +18,7 @@ def build_raw_table_asset(export_type: ExportType, partitions_def):
         name=RAW_TABLE,
         key_prefix=[export_type.value],
         partitions_def=partitions_def,
+        backfill_policy=ONE_DAY_PER_RUN,
         group_name="warehouse_raw",
         kinds={"bigquery", "table"},
         pool="warehouse",

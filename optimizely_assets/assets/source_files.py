@@ -1,6 +1,6 @@
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from optimizely_assets.assets.keys import SOURCE_FILES, md_table, partition_day
+from optimizely_assets.assets.keys import ONE_DAY_PER_RUN, SOURCE_FILES, md_table, partition_day
 from optimizely_assets.layout import ExportType
 from optimizely_assets.manifest import DayManifest, build_manifest
 from optimizely_assets.resources.loader_config import LoaderConfig
@@ -12,6 +12,7 @@ def build_source_files_asset(export_type: ExportType, partitions_def):
         name=SOURCE_FILES,
         key_prefix=[export_type.value],
         partitions_def=partitions_def,
+        backfill_policy=ONE_DAY_PER_RUN,
         group_name="source",
         kinds={"s3", "parquet"},
         description=(

@@ -1,6 +1,6 @@
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
-from optimizely_assets.assets.keys import SOURCE_FILES, STAGED_FILES, key, partition_day
+from optimizely_assets.assets.keys import ONE_DAY_PER_RUN, SOURCE_FILES, STAGED_FILES, key, partition_day
 from optimizely_assets.layout import ExportType
 from optimizely_assets.manifest import DayManifest
 from optimizely_assets.resources.loader_config import LoaderConfig
@@ -14,6 +14,7 @@ def build_staged_files_asset(export_type: ExportType, partitions_def):
         name=STAGED_FILES,
         key_prefix=[export_type.value],
         partitions_def=partitions_def,
+        backfill_policy=ONE_DAY_PER_RUN,
         group_name="staging",
         kinds={"gcs", "parquet"},
         ins={"manifest": AssetIn(key=key(export_type, SOURCE_FILES))},

@@ -21,3 +21,7 @@ class LoaderConfig(ConfigurableResource):
         default=1,
         description="Canonical MERGE scans target event dates of the day's rows widened by this many days.",
     )
+    freshness_sla_hours: float = Field(
+        default=36.0,
+        description="The fresh_after_success check warns when a day is checked this long after its _SUCCESS.",
+    )

@@ -1,0 +1,73 @@
+"""The `_SUCCESS` sensor and the daily schedule."""
+
+import datetime as dt
+from collections.abc import Callable
+
+from dagster import (
+    DailyPartitionsDefinition,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    build_schedule_from_partitioned_job,
+    sensor,
+)
+
+from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, STAGED_FILES, key
+from optimizely_assets.layout import ExportType
+from optimizely_assets.resources.source import ExportSource
+from optimizely_assets.success_watch import dump_cursor, load_cursor, observe, plan, window
+
+
+def utc_today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def build_success_sensor(
+    job,
+    partitions_def: DailyPartitionsDefinition,
+    lookback_days: int = 3,
+    today: Callable[[], dt.date] = utc_today,
+    interval_seconds: int = 300,
+):
+    @sensor(
+        name="optimizely_success_sensor",
+        job=job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=(
+            f"Starts a day of one export type when its _SUCCESS appears; re-runs a day whose marker or "
+            f"file list changed within the last {lookback_days} days (late files, rewrites)."
+        ),
+    )
+    def optimizely_success_sensor(context: SensorEvaluationContext, source: ExportSource):
+        last = partitions_def.get_last_partition_key()
+        if last is None:
+            return SkipReason("no daily partition exists yet")
+        days = window(today(), lookback_days, dt.date.fromisoformat(last))
+        observed = {(t, d): observe(source, t, d) for t in ExportType for d in days}
+        requests, cursor = plan(load_cursor(context.cursor), observed)
+        runs = [
+            RunRequest(
+                run_key=r.run_key,
+                partition_key=r.day.isoformat(),
+                asset_selection=[
+                    key(r.export_type, s) for s in (SOURCE_FILES, STAGED_FILES, RAW_TABLE, CANONICAL)
+                ],
+                tags={"optimizely/export_type": r.export_type.value, "optimizely/trigger": r.reason},
+            )
+            for r in requests
+        ]
+        return SensorResult(run_requests=runs, cursor=dump_cursor(cursor))
+
+    return optimizely_success_sensor
+
+
+def build_daily_schedule(job):
+    # 07:00 UTC: Optimizely makes a day available "within one day of receipt"; the sensor
+    # catches it earlier when enabled, the schedule is the backstop.
+    return build_schedule_from_partitioned_job(
+        job, name="optimizely_daily_schedule", hour_of_day=7, default_status=DefaultScheduleStatus.STOPPED
+    )

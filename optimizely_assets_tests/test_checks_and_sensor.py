@@ -1,0 +1,126 @@
+"""Checks that fail name the day and what is missing; the `_SUCCESS` sensor; the CLI targets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, build_sensor_context
+
+from optimizely_assets import cli
+from optimizely_assets.automation import build_success_sensor
+from optimizely_assets.definitions import DAILY_JOB, build_definitions
+from optimizely_assets.layout import ExportType, account_prefix, success_key
+from optimizely_assets.resources.source import LocalExportSource
+from optimizely_assets.success_watch import plan
+from optimizely_assets.synthetic import date_range, write_export
+from optimizely_assets_tests.conftest import SMALL, START
+from optimizely_assets_tests.helpers import local_settings, run_day
+
+DAYS = date_range(START, 2)
+
+
+@pytest.fixture
+def loaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, DAYS, SMALL)
+    instance = DagsterInstance.get()
+    for day in DAYS:
+        assert run_day(settings, day, instance).success
+    return settings
+
+
+def test_checks_cli_passes_on_a_good_load_and_names_day_and_experiment_when_rows_go_missing(loaded, capsys):
+    settings = loaded
+    rows = cli.run_checks(settings, DAYS)
+    assert rows and all(r["passed"] for r in rows)
+
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        (victim,) = con.execute(
+            'SELECT experiment FROM decisions_raw WHERE "date" = ? ORDER BY experiment LIMIT 1', [DAYS[1]]
+        ).fetchone()
+        con.execute('DELETE FROM decisions_raw WHERE "date" = ? AND experiment = ?', [DAYS[1], victim])
+        con.execute("DELETE FROM events WHERE export_date = ? AND event = 'purchase'", [DAYS[1]])
+
+    rows = cli.run_checks(settings, DAYS)
+    failed = {r["check"]: r for r in rows if not r["passed"]}
+    assert set(failed) == {
+        "decisions/raw_table:rows_match_source_footers",
+        "decisions/canonical:every_source_experiment_in_warehouse",
+        "events/canonical:every_source_event_in_warehouse",
+    }
+    assert all(r["day"] == DAYS[1].isoformat() for r in failed.values())
+    assert victim in failed["decisions/canonical:every_source_experiment_in_warehouse"]["description"]
+    assert "purchase" in failed["events/canonical:every_source_event_in_warehouse"]["description"]
+    assert "2024-01-02" in failed["decisions/raw_table:rows_match_source_footers"]["description"]
+
+
+def test_freshness_check_fails_when_the_day_was_rewritten_after_the_load(loaded):
+    settings = loaded
+    marker = settings.local_source_dir / success_key(
+        account_prefix(SMALL.account_id), ExportType.EVENTS, DAYS[0]
+    )
+    os.utime(marker, (marker.stat().st_atime + 10, marker.stat().st_mtime + 10))
+    rows = cli.run_checks(settings, [DAYS[0]])
+    failed = [r for r in rows if not r["passed"]]
+    assert [r["check"] for r in failed] == ["events/raw_table:fresh_after_success"]
+    assert "re-run" in failed[0]["description"]
+
+
+def test_sensor_starts_complete_days_once_and_again_when_a_late_file_lands(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    days = date_range(START, 3)
+    write_export(settings.local_source_dir, days[:2], SMALL)
+    write_export(settings.local_source_dir, days[2:], SMALL, success=False)  # day 3 not complete yet
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(DAILY_JOB)
+    from dagster import DailyPartitionsDefinition
+
+    daily = DailyPartitionsDefinition(start_date=settings.start_date, end_date="2024-01-04")
+    sensor = build_success_sensor(job, daily, lookback_days=3, today=lambda: dt.date(2024, 1, 3))
+    source = LocalExportSource(root_dir=str(settings.local_source_dir), account_id=SMALL.account_id)
+
+    first = sensor(build_sensor_context(cursor=None, resources={"source": source}))
+    keys = sorted((r.partition_key, r.tags["optimizely/export_type"]) for r in first.run_requests)
+    assert keys == [
+        (d.isoformat(), t.value) for d in days[:2] for t in sorted(ExportType, key=lambda t: t.value)
+    ]
+    assert all(r.tags["optimizely/trigger"] == "new" for r in first.run_requests)
+    assert {len(r.asset_selection) for r in first.run_requests} == {4}
+
+    again = sensor(build_sensor_context(cursor=first.cursor, resources={"source": source}))
+    assert again.run_requests == []
+
+    # A late file in day 2 and day 3's marker appear.
+    late = (
+        settings.local_source_dir
+        / "v1"
+        / f"account_id={SMALL.account_id}"
+        / "type=events"
+        / "date=2024-01-02"
+        / "event=late_event"
+        / "part-00000-x.c000.snappy.parquet"
+    )
+    late.parent.mkdir(parents=True)
+    late.write_bytes((next(settings.local_source_dir.rglob("*.parquet"))).read_bytes())
+    (
+        settings.local_source_dir
+        / success_key(account_prefix(SMALL.account_id), ExportType.DECISIONS, days[2])
+    ).write_bytes(b"")
+    third = sensor(build_sensor_context(cursor=again.cursor, resources={"source": source}))
+    got = sorted(
+        (r.partition_key, r.tags["optimizely/export_type"], r.tags["optimizely/trigger"])
+        for r in third.run_requests
+    )
+    assert got == [("2024-01-02", "events", "changed"), ("2024-01-03", "decisions", "new")]
+
+
+def test_plan_keeps_the_cursor_to_the_window():
+    observed = {(ExportType.EVENTS, dt.date(2024, 1, 5)): "b", (ExportType.EVENTS, dt.date(2024, 1, 6)): None}
+    requests, cursor = plan({"events": {"2023-12-01": "x", "2024-01-05": "a"}}, observed)
+    assert [(r.day.isoformat(), r.reason) for r in requests] == [("2024-01-05", "changed")]
+    assert cursor == {"events": {"2024-01-05": "b"}}
