@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test dev lint bench
+.PHONY: demo test dev lint bench browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed  ## generate 3 days, materialize every asset on the embedded default, print rows + checks
 	$(BIN)/optimizely-assets demo
 
-test: $(VENV)/.installed  ## the whole test suite (CI runs exactly this)
+test: $(VENV)/.installed browser  ## the whole test suite (CI runs exactly this)
 	$(BIN)/python -m pytest -q
+
+# The UI test needs a Chromium; Debian's, since test tools may not download their own.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 dev: $(VENV)/.installed  ## the Dagster UI on 127.0.0.1:3000 over the embedded default
 	$(BIN)/optimizely-assets generate
