@@ -129,16 +129,26 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
         asset=key(export_type, SOURCE_FILES),
         name="schema_drift",
         partitions_def=partitions_def,
-        description="Columns the day's files add beyond the known E3 schema (missing/retyped ones fail the load).",
+        description=(
+            "Columns the day's files add beyond the known E3 schema, and files quarantined as unreadable "
+            "(missing/retyped columns fail the load unless quarantined)."
+        ),
     )
     def drift(context: AssetCheckExecutionContext, manifest: DayManifest) -> AssetCheckResult:
         added = manifest.added_columns
+        bad = [q.key for q in manifest.quarantined]
+        parts = [f"new columns {', '.join(added)}"] if added else []
+        parts += [f"{len(bad)} file(s) quarantined: {', '.join(bad[:5])}"] if bad else []
         return AssetCheckResult(
-            passed=not added,
+            passed=not parts,
             severity=AssetCheckSeverity.WARN,
-            description=f"{export_type.value} {manifest.day}: "
-            + (f"new columns {', '.join(added)}" if added else "schema as expected"),
-            metadata={"added_columns": MetadataValue.json(added)},
+            description=f"{export_type.value} {manifest.day}: " + ("; ".join(parts) or "schema as expected"),
+            metadata={
+                "added_columns": MetadataValue.json(added),
+                "quarantined": MetadataValue.json(
+                    [{"key": q.key, "reason": q.reason} for q in manifest.quarantined]
+                ),
+            },
         )
 
     @asset_check(

@@ -38,6 +38,18 @@ class ManifestFile:
 
 
 @dataclass(frozen=True)
+class QuarantinedFile:
+    key: str
+    size: int
+    etag: str
+    reason: str
+
+
+class BadSourceFilesError(ParquetFileError):
+    """One or more of the day's files cannot be loaded; lists every one of them."""
+
+
+@dataclass(frozen=True)
 class DayManifest:
     export_type: ExportType
     day: dt.date
@@ -46,6 +58,9 @@ class DayManifest:
     success_last_modified: dt.datetime | None
     files: tuple[ManifestFile, ...]
     ignored: tuple[str, ...] = field(default=())  # non-Parquet objects under the day
+    quarantined: tuple[QuarantinedFile, ...] = field(
+        default=()
+    )  # bad files set aside (bad_files="quarantine")
 
     @property
     def rows(self) -> int:
@@ -74,9 +89,15 @@ def build_manifest(
     *,
     require_success: bool = True,
     allow_missing_columns: bool = False,
+    quarantine_bad_files: bool = False,
     workers: int = 16,
 ) -> DayManifest:
-    """List the day once it is complete and read every file's footer (ranged reads only)."""
+    """List the day once it is complete and read every file's footer (ranged reads only).
+
+    A file that is not Parquet, is empty or truncated, or lacks/retypes a known column fails
+    the day with an error naming every such file, before anything is staged or loaded; with
+    ``quarantine_bad_files`` those files are set aside instead and the rest is loaded.
+    """
     marker = source.head(success_key(source.root, export_type, day))
     if marker is None and require_success:
         raise DayNotReadyError(
@@ -89,7 +110,13 @@ def build_manifest(
     ignored = tuple(o.key for o in objects if not is_data_file(o.key) and not o.key.endswith("/_SUCCESS"))
     expected = SCHEMAS[export_type]
 
-    def inspect(obj: SourceObject) -> ManifestFile:
+    def inspect(obj: SourceObject) -> ManifestFile | QuarantinedFile:
+        try:
+            return check_file(obj)
+        except (ParquetFileError, ValueError) as exc:
+            return QuarantinedFile(obj.key, obj.size, obj.etag, str(exc))
+
+    def check_file(obj: SourceObject) -> ManifestFile:
         footer = source.footer(obj)
         drift = schema_drift(expected, footer.schema)
         problems = []
@@ -101,7 +128,7 @@ def build_manifest(
             raise ParquetFileError(
                 f"{source.uri(obj.key)} does not match the {export_type.value} schema ("
                 + "; ".join(problems)
-                + "); the day was not loaded"
+                + ")"
             )
         return ManifestFile(
             key=obj.key,
@@ -113,7 +140,15 @@ def build_manifest(
         )
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        files = tuple(pool.map(inspect, data))
+        inspected = list(pool.map(inspect, data))
+    files = tuple(f for f in inspected if isinstance(f, ManifestFile))
+    bad = tuple(f for f in inspected if isinstance(f, QuarantinedFile))
+    if bad and not quarantine_bad_files:
+        raise BadSourceFilesError(
+            f"type={export_type.value} date={day.isoformat()}: {len(bad)} bad file(s); nothing was staged "
+            "or loaded for this day (set the loader's bad_files to 'quarantine' to load the rest):\n"
+            + "\n".join(f"  {b.reason}" for b in bad)
+        )
     return DayManifest(
         export_type=export_type,
         day=day,
@@ -122,4 +157,5 @@ def build_manifest(
         success_last_modified=marker.last_modified if marker else None,
         files=files,
         ignored=ignored,
+        quarantined=bad,
     )

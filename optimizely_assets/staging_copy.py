@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from optimizely_assets.layout import day_prefix
-from optimizely_assets.manifest import DayManifest, ManifestFile
+from optimizely_assets.manifest import DayManifest
 from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.resources.staging import Staging
+
+QUARANTINE_PREFIX = "_quarantine/"
 
 
 @dataclass(frozen=True)
@@ -40,23 +42,26 @@ def stage_day(
         if not (f.key in present and present[f.key].size == f.size and present[f.key].source_etag == f.etag)
     ]
 
-    def copy(f: ManifestFile) -> int:
+    def copy(key: str, size: int, etag: str, dest_key: str | None = None) -> int:
+        dest_key = dest_key or key
         for attempt in range(1, attempts + 1):
             try:
-                with source.open_stream(f.key) as stream:
-                    staging.put(f.key, stream, f.size, f.etag)
-                return f.size
+                with source.open_stream(key) as stream:
+                    staging.put(dest_key, stream, size, etag)
+                return size
             except Exception as exc:  # noqa: BLE001 - retried, then re-raised with the file named
                 if attempt == attempts:
                     raise RuntimeError(
-                        f"copying {source.uri(f.key)} to {staging.uri(f.key)} failed after "
+                        f"copying {source.uri(key)} to {staging.uri(dest_key)} failed after "
                         f"{attempts} attempts: {type(exc).__name__}: {exc}"
                     ) from exc
                 time.sleep(min(0.2 * 2**attempt, 5.0) * (1 + random.random()))
         raise AssertionError("unreachable")
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        copied_bytes = sum(pool.map(copy, todo))
+        copied_bytes = sum(pool.map(lambda f: copy(f.key, f.size, f.etag), todo))
+        # Quarantined files are kept outside the day's prefix, for inspection, never loaded.
+        list(pool.map(lambda q: copy(q.key, q.size, q.etag, QUARANTINE_PREFIX + q.key), manifest.quarantined))
     # Files Optimizely no longer lists for the day (a rewrite) must not be loaded again.
     stale = sorted(k for k in present if k not in wanted)
     staging.delete(stale)

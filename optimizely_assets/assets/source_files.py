@@ -30,12 +30,15 @@ def build_source_files_asset(export_type: ExportType, partitions_def):
             day,
             require_success=loader.require_success,
             allow_missing_columns=loader.allow_missing_columns,
+            quarantine_bad_files=loader.bad_files == "quarantine",
             workers=loader.footer_workers,
         )
         if manifest.ignored:
             context.log.info(
                 f"ignored {len(manifest.ignored)} non-Parquet objects under {manifest.source_root_uri}"
             )
+        for q in manifest.quarantined:
+            context.log.warning(f"quarantined: {q.reason}")
         if manifest.added_columns:
             context.log.warning(
                 f"{export_type.value} {day}: files carry columns not in the known schema: "
@@ -54,6 +57,7 @@ def build_source_files_asset(export_type: ExportType, partitions_def):
                     manifest.success_last_modified.isoformat() if manifest.success_last_modified else "absent"
                 ),
                 "added_columns": ", ".join(manifest.added_columns) or "none",
+                "quarantined_files": len(manifest.quarantined),
                 f"rows_by_{export_type.partition_column}": MetadataValue.md(
                     md_table((export_type.partition_column, "rows"), dict(sorted(by_partition.items())))
                 ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -13,6 +15,13 @@ class LoaderConfig(ConfigurableResource):
     )
     allow_missing_columns: bool = Field(
         default=False, description="Load files that lack a nullable column as NULLs instead of failing."
+    )
+    bad_files: Literal["fail", "quarantine"] = Field(
+        default="fail",
+        description=(
+            "A corrupt, empty, truncated or schema-breaking file fails its day (nothing loaded), or with "
+            "'quarantine' is copied to staging's _quarantine/ and the rest of the day is loaded."
+        ),
     )
     footer_workers: int = Field(default=16, description="Parallel ranged footer reads.")
     copy_workers: int = Field(default=8, description="Parallel streamed copies to staging.")
