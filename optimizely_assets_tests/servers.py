@@ -155,3 +155,108 @@ def start_bigquery_emulator(workdir, gcs_local_root) -> tuple[str, object]:
             time.sleep(0.2)
     proc.terminate()
     raise RuntimeError("bqemulator did not start within 90 s")
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of an emulator that fails the first try of every request.
+
+    Each distinct (method, path, Range) first gets ``status`` with the service's error body
+    (S3 ``SlowDown`` XML or a GCS JSON error); the retry goes through. Nothing passes
+    unless the client retries.
+    """
+
+    def __init__(self, target: str, status: int = 503, flavour: str = "s3") -> None:
+        self.target = target.rstrip("/")
+        self.status = status
+        self.flavour = flavour
+        self.injected = 0
+        self.forwarded = 0
+        self._seen: set[tuple] = set()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def start(self) -> FaultProxy:
+        import requests
+
+        proxy = self
+        session = requests.Session()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                # The body is part of a request's identity: uploads to one URL differ by content.
+                ident = (self.command, self.path, self.headers.get("Range", ""), hash(body))
+                with proxy._lock:
+                    first = ident not in proxy._seen
+                    proxy._seen.add(ident)
+                    if first:
+                        proxy.injected += 1
+                    else:
+                        proxy.forwarded += 1
+                if first:
+                    if proxy.flavour == "s3":
+                        err = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                        ctype = "application/xml"
+                    else:
+                        err = json.dumps(
+                            {"error": {"code": proxy.status, "message": "backendError"}}
+                        ).encode()
+                        ctype = "application/json"
+                    self.send_response(proxy.status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(err)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(err)
+                    return
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection")
+                }
+                upstream = session.request(
+                    self.command,
+                    proxy.target + self.path,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                data = b"" if self.command == "HEAD" else upstream.raw.read(decode_content=False)
+                self.send_response(upstream.status_code)
+                for k, v in upstream.headers.items():
+                    if k.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "content-encoding",
+                    ):
+                        self.send_header(k, v)
+                if "content-encoding" in {k.lower() for k in upstream.headers}:
+                    self.send_header("Content-Encoding", upstream.headers["Content-Encoding"])
+                self.send_header(
+                    "Content-Length",
+                    upstream.headers.get("Content-Length", "0") if self.command == "HEAD" else str(len(data)),
+                )
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()

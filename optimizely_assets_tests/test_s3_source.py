@@ -84,29 +84,44 @@ def test_bad_token_fails_with_a_clear_error_that_hides_the_token(moto_endpoint, 
     assert "SECRET" not in str(err.value)
 
 
-def test_full_run_from_s3_with_pat_keeps_secrets_out_of_the_event_log(
+def test_full_run_from_s3_with_pat_keeps_secrets_out_of_run_storage(
     tmp_path, moto_endpoint, s3_bucket, optimizely_api, export_dir, monkeypatch
 ):
     root, written = export_dir
     upload_tree(moto_endpoint, s3_bucket, root)
+    env = {"OPTIMIZELY_API_URL": optimizely_api.url, "OPTIMIZELY_S3_ENDPOINT_URL": moto_endpoint}
+    storage = tmp_path / "dagster_home"
+    storage.mkdir()
+    instance = DagsterInstance.local_temp(tempdir=str(storage))
+
     monkeypatch.setenv("OPTIMIZELY_PAT", optimizely_api.token)
-    settings = local_settings(
-        tmp_path / "local",
-        OPTIMIZELY_PAT=optimizely_api.token,
-        OPTIMIZELY_API_URL=optimizely_api.url,
-        OPTIMIZELY_S3_ENDPOINT_URL=moto_endpoint,
-    )
+    settings = local_settings(tmp_path / "local", OPTIMIZELY_PAT=optimizely_api.token, **env)
     assert settings.source == "s3"
-    instance = DagsterInstance.ephemeral()
     result = run_day(settings, START, instance)
     assert result.success
     assert all(checks_of(result).values())
     for export_type in ExportType:
         n = query(settings, f'SELECT count(*) FROM {export_type.value}_raw WHERE "date" = ?', [START])[0][0]
         assert n == rows_of(written, export_type, START).rows
-    # Secrets: neither the PAT nor the temporary keys appear anywhere in the run's events.
-    log = "\n".join(
-        str(e.dagster_event) + str(e.user_message) for e in instance.all_logs(result.run_id)
-    ) + str(instance.get_run_by_id(result.run_id).run_config)
-    for secret in (optimizely_api.token, optimizely_api.secret_access_key, "optimizely-session-token"):
-        assert secret not in log
+
+    # A failing run too: a wrong token, whose error travels through the event log.
+    wrong = "pat-2:WRONG-secret-token-value"
+    monkeypatch.setenv("OPTIMIZELY_PAT", wrong)
+    failed = run_day(local_settings(tmp_path / "local", OPTIMIZELY_PAT=wrong, **env), START, instance)
+    assert not failed.success
+    errors = [e.step_failure_data.error.to_string() for e in failed.all_events if e.is_step_failure]
+    assert any("HTTP 401" in e for e in errors)
+
+    # Grep everything the instance stored: run and event sqlite databases, compute logs.
+    secrets = [
+        optimizely_api.token,
+        wrong,
+        optimizely_api.secret_access_key,
+        "optimizely-session-token",
+    ]
+    stored = [p for p in storage.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".db" for p in stored)
+    for path in stored:
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in data, f"{secret!r} found in {path}"

@@ -126,7 +126,7 @@ class S3ExportSource(ExportSource):
             return
         config = Config(
             signature_version="s3v4",
-            retries={"max_attempts": self.max_attempts, "mode": "adaptive"},
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
             max_pool_connections=32,
         )
         region = self.s3.region_name or "us-east-1"
