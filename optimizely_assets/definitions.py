@@ -13,18 +13,14 @@ from dagster import (
     define_asset_job,
     in_process_executor,
 )
-from dagster_aws.s3 import S3Resource
-from dagster_gcp import GCSResource
-from dagster_gcp.gcs import GCSPickleIOManager
 
 from optimizely_assets.assets import build_export_assets
 from optimizely_assets.automation import build_daily_schedule, build_success_sensor
 from optimizely_assets.checks import build_export_checks
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
-from optimizely_assets.resources.optimizely_auth import OptimizelyCredentialsResource
-from optimizely_assets.resources.source import LocalExportSource, S3ExportSource
-from optimizely_assets.resources.staging import GCSStaging, LocalStaging
+from optimizely_assets.resources.source import LocalExportSource
+from optimizely_assets.resources.staging import LocalStaging
 from optimizely_assets.resources.warehouse import BigQueryWarehouse, DuckDBWarehouse
 from optimizely_assets.settings import Settings
 
@@ -38,6 +34,11 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy`.*")
 
 def build_resources(settings: Settings) -> dict:
     if settings.source == "s3":
+        from dagster_aws.s3 import S3Resource
+
+        from optimizely_assets.resources.optimizely_auth import OptimizelyCredentialsResource
+        from optimizely_assets.resources.s3_source import S3ExportSource
+
         s3 = S3Resource(region_name=settings.aws_region, endpoint_url=settings.s3_endpoint_url)
         optimizely = (
             OptimizelyCredentialsResource(
@@ -57,6 +58,12 @@ def build_resources(settings: Settings) -> dict:
         )
 
     if settings.warehouse == "bigquery":
+        # Imported here: the Google client libraries cost ~130 MB of RSS the embedded default never needs.
+        from dagster_gcp import GCSResource
+        from dagster_gcp.gcs import GCSPickleIOManager
+
+        from optimizely_assets.resources.gcs_staging import GCSStaging
+
         gcs = GCSResource(project=settings.gcp_project)
         staging = GCSStaging(gcs=gcs, bucket=settings.gcs_bucket, prefix=settings.gcs_prefix)
         warehouse = BigQueryWarehouse(

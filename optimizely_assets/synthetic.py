@@ -196,7 +196,9 @@ def _table(
     ]
     attr_struct = pa.StructArray.from_arrays(
         [
-            pa.DictionaryArray.from_arrays(pa.array(attr_idx), pa.array([r[i] for r in attr_rows])).cast(pa.string())
+            pa.DictionaryArray.from_arrays(pa.array(attr_idx), pa.array([r[i] for r in attr_rows])).cast(
+                pa.string()
+            )
             for i in range(4)
         ],
         names=["id", "name", "type", "value"],
@@ -246,10 +248,14 @@ def _table(
             items = np.empty(2 * n, dtype=object)
             items[0::2], items[1::2] = "electronics", revenue.astype(str)
             tags = pa.MapArray.from_arrays(
-                pa.array(np.arange(0, 2 * n + 1, 2), pa.int32()), pa.array(keys, pa.string()), pa.array(items, pa.string())
+                pa.array(np.arange(0, 2 * n + 1, 2), pa.int32()),
+                pa.array(keys, pa.string()),
+                pa.array(items, pa.string()),
             )
         else:
-            tags = pa.MapArray.from_arrays(pa.array(np.zeros(n + 1), pa.int32()), pa.array([], pa.string()), pa.array([], pa.string()))
+            tags = pa.MapArray.from_arrays(
+                pa.array(np.zeros(n + 1), pa.int32()), pa.array([], pa.string()), pa.array([], pa.string())
+            )
         cols |= {
             "experiments": _lists(offsets, experiments),
             "entity_id": _const(str(15_762_370_046 + len(key_value)), n),

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dagster import ConfigurableResource
-from dagster_gcp import GCSResource
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
-_CHUNK = 8 * 1024 * 1024
+CHUNK_BYTES = 8 * 1024 * 1024
 _ETAGS_FILE = "_source_etags.json"
 
 
@@ -80,7 +79,7 @@ class LocalStaging(Staging):
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(stream, out, _CHUNK)
+                shutil.copyfileobj(stream, out, CHUNK_BYTES)
             written = os.path.getsize(tmp)
             if written != size:
                 raise OSError(f"staged {written} of {size} bytes for {key}")
@@ -99,50 +98,3 @@ class LocalStaging(Staging):
         tmp = base / f".tmp-{_ETAGS_FILE}"
         tmp.write_text(json.dumps(etags, sort_keys=True))
         os.replace(tmp, base / _ETAGS_FILE)
-
-
-class GCSStaging(Staging):
-    """A GCS bucket; BigQuery load jobs read the staged ``gs://`` URIs."""
-
-    gcs: GCSResource
-    bucket: str = Field(description="Staging bucket, in the BigQuery dataset's location.")
-    prefix: str = "optimizely"
-
-    _client = PrivateAttr(default=None)
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = self.gcs.get_client()
-        return self._client
-
-    def _name(self, key: str) -> str:
-        return f"{self.prefix.strip('/')}/{key}" if self.prefix else key
-
-    def uri(self, key: str) -> str:
-        return f"gs://{self.bucket}/{self._name(key)}"
-
-    def existing(self, prefix: str) -> dict[str, StagedObject]:
-        out: dict[str, StagedObject] = {}
-        strip = len(self._name(""))
-        for blob in self.client.list_blobs(self.bucket, prefix=self._name(prefix)):
-            key = blob.name[strip:]
-            etag = (blob.metadata or {}).get("source_etag")
-            out[key] = StagedObject(key, int(blob.size or 0), etag)
-        return out
-
-    def put(self, key: str, stream: BinaryIO, size: int, source_etag: str) -> None:
-        blob = self.client.bucket(self.bucket).blob(self._name(key), chunk_size=_CHUNK)
-        blob.metadata = {"source_etag": source_etag}
-        # Resumable upload in 8 MiB chunks straight from the S3 body: memory stays flat.
-        blob.upload_from_file(stream, size=size, content_type="application/octet-stream")
-
-    def delete(self, keys: list[str]) -> None:
-        bucket = self.client.bucket(self.bucket)
-        for key in keys:
-            blob = bucket.blob(self._name(key))
-            if blob.exists():
-                blob.delete()
-
-    def commit_day(self, prefix: str, etags: dict[str, str]) -> None:
-        """Nothing to do: each GCS object carries its source ETag in its own metadata."""

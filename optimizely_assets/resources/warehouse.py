@@ -82,6 +82,9 @@ class DuckDBWarehouse(Warehouse):
     """DuckDB file as the embedded warehouse. One writer process at a time: waits for the lock."""
 
     path: str = Field(description="DuckDB database file.")
+    memory_limit: str = Field(
+        default="512MB", description="DuckDB memory_limit; sorts and joins spill to disk beyond it."
+    )
     lock_timeout_seconds: float = 600.0
 
     @contextmanager
@@ -99,6 +102,7 @@ class DuckDBWarehouse(Warehouse):
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 2.0)
         try:
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
             yield con
         finally:
             con.close()
