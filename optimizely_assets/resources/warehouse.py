@@ -140,10 +140,11 @@ class DuckDBWarehouse(Warehouse):
                     [day],
                 ).fetchone()
                 lo, hi = con.execute(sql.duckdb_event_date_window(export_type, day, lookback_days)).fetchone()
-                before = self._canonical_count(con, t.canonical, day)
+                inserted = 0
                 if lo is not None:
+                    before = self._canonical_count(con, t.canonical, day, lo, hi)
                     con.execute(sql.duckdb_merge_canonical(export_type, day, lo, hi))
-                inserted = self._canonical_count(con, t.canonical, day) - before
+                    inserted = self._canonical_count(con, t.canonical, day, lo, hi) - before
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -152,8 +153,15 @@ class DuckDBWarehouse(Warehouse):
         return MergeStats(int(day_rows), int(unique), int(nulls), int(inserted), window)
 
     @staticmethod
-    def _canonical_count(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> int:
-        return int(con.execute(f"SELECT count(*) FROM {table} WHERE export_date = ?", [day]).fetchone()[0])
+    def _canonical_count(
+        con: duckdb.DuckDBPyConnection, table: str, day: dt.date, lo: dt.date, hi: dt.date
+    ) -> int:
+        # Every canonical row of this export day lies inside [lo, hi]: the scan stays bounded.
+        return int(
+            con.execute(
+                f"SELECT count(*) FROM {table} WHERE event_date BETWEEN ? AND ? AND export_date = ?", [lo, hi, day]
+            ).fetchone()[0]
+        )
 
     def _partition_rows(self, table: str, key: str, date_col: str, day: dt.date) -> DaySummary:
         with self.connect() as con:
