@@ -79,16 +79,36 @@ def duckdb_replace_raw_day(export_type: ExportType, day: dt.date | str, file_cou
     return stmts
 
 
-def duckdb_event_date_window(export_type: ExportType, day: dt.date | str, lookback_days: int) -> str:
+def duckdb_day_stats(export_type: ExportType, day: dt.date | str, lookback_days: int) -> str:
+    """Rows, null uuids and the event-date window of a raw day, in one scan."""
     t = table_names(export_type)
+    n = int(lookback_days)
     return (
-        f'SELECT min(CAST(coalesce("timestamp", process_timestamp) AS DATE)) - {int(lookback_days)},\n'
-        f'       max(CAST(coalesce("timestamp", process_timestamp) AS DATE)) + {int(lookback_days)}\n'
+        f"SELECT count(*), count(*) - count(uuid),\n"
+        f'       min(CAST(coalesce("timestamp", process_timestamp) AS DATE)) - {n},\n'
+        f'       max(CAST(coalesce("timestamp", process_timestamp) AS DATE)) + {n}\n'
         f"FROM {t.raw} WHERE \"date\" = DATE '{_iso(day)}'"
     )
 
 
+def duckdb_day_winners(export_type: ExportType, day: dt.date | str) -> str:
+    """One raw rowid per uuid of the day: the first by (process_timestamp, timestamp, key).
+
+    A hash aggregate over narrow columns; a window over the wide rows would sort them all.
+    """
+    t = table_names(export_type)
+    key = export_type.partition_column
+    return f"""
+CREATE OR REPLACE TEMP TABLE _winners AS
+SELECT arg_min(rowid, struct_pack(p := process_timestamp, t := "timestamp", k := "{key}")) AS rid
+FROM {t.raw}
+WHERE "date" = DATE '{_iso(day)}' AND uuid IS NOT NULL AND coalesce("timestamp", process_timestamp) IS NOT NULL
+GROUP BY uuid
+"""
+
+
 def duckdb_merge_canonical(export_type: ExportType, day: dt.date | str, lo: dt.date, hi: dt.date) -> str:
+    """Insert the day's winners (see ``duckdb_day_winners``) whose uuid canonical lacks in [lo, hi]."""
     t = table_names(export_type)
     key = export_type.partition_column
     cols = source_columns(export_type)
@@ -96,19 +116,12 @@ def duckdb_merge_canonical(export_type: ExportType, day: dt.date | str, lo: dt.d
     return f"""
 MERGE INTO {t.canonical} AS T
 USING (
-  SELECT * EXCLUDE (_rn) FROM (
-    SELECT {_quote_list(cols, "r")},
-           r."date" AS export_date,
-           url_decode(r."{key}") AS "{key}",
-           CAST(coalesce(r."timestamp", r.process_timestamp) AS DATE) AS event_date,
-           row_number() OVER (
-             PARTITION BY r.uuid ORDER BY r.process_timestamp, r."timestamp", r."{key}"
-           ) AS _rn
-    FROM {t.raw} AS r
-    WHERE r."date" = DATE '{_iso(day)}'
-      AND r.uuid IS NOT NULL
-      AND coalesce(r."timestamp", r.process_timestamp) IS NOT NULL
-  ) WHERE _rn = 1
+  SELECT {_quote_list(cols, "r")},
+         r."date" AS export_date,
+         url_decode(r."{key}") AS "{key}",
+         CAST(coalesce(r."timestamp", r.process_timestamp) AS DATE) AS event_date
+  FROM {t.raw} AS r
+  WHERE r."date" = DATE '{_iso(day)}' AND r.rowid IN (SELECT rid FROM _winners)
 ) AS S
 ON T.uuid = S.uuid AND T.event_date BETWEEN DATE '{lo.isoformat()}' AND DATE '{hi.isoformat()}'
 WHEN NOT MATCHED THEN INSERT ({_quote_list(all_cols)}) VALUES ({_quote_list(all_cols, "S")})

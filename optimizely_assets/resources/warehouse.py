@@ -134,14 +134,13 @@ class DuckDBWarehouse(Warehouse):
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                day_rows, unique, nulls = con.execute(
-                    f"SELECT count(*), count(DISTINCT uuid), count(*) - count(uuid) "
-                    f'FROM {t.raw} WHERE "date" = ?',
-                    [day],
+                day_rows, nulls, lo, hi = con.execute(
+                    sql.duckdb_day_stats(export_type, day, lookback_days)
                 ).fetchone()
-                lo, hi = con.execute(sql.duckdb_event_date_window(export_type, day, lookback_days)).fetchone()
-                inserted = 0
+                unique = inserted = 0
                 if lo is not None:
+                    con.execute(sql.duckdb_day_winners(export_type, day))
+                    (unique,) = con.execute("SELECT count(*) FROM _winners").fetchone()
                     before = self._canonical_count(con, t.canonical, day, lo, hi)
                     con.execute(sql.duckdb_merge_canonical(export_type, day, lo, hi))
                     inserted = self._canonical_count(con, t.canonical, day, lo, hi) - before
@@ -203,7 +202,7 @@ class DuckDBWarehouse(Warehouse):
         t = sql.table_names(export_type)
         key = export_type.partition_column
         with self.connect() as con:
-            lo, hi = con.execute(sql.duckdb_event_date_window(export_type, day, lookback_days)).fetchone()
+            *_, lo, hi = con.execute(sql.duckdb_day_stats(export_type, day, lookback_days)).fetchone()
             if lo is None:
                 return {}
             rows = con.execute(
