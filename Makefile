@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test dev lint bench browser
+.PHONY: demo test checks dev lint bench browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+checks: $(VENV)/.installed  ## the data-quality checks alone: their tests, then the CLI over the demo days
+	$(BIN)/python -m pytest -q -m checks
+	$(BIN)/optimizely-assets demo >/dev/null && $(BIN)/optimizely-assets checks --days 3
 
 dev: $(VENV)/.installed  ## the Dagster UI on 127.0.0.1:3000 over the embedded default
 	$(BIN)/optimizely-assets generate

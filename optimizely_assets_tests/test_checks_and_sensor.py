@@ -19,6 +19,8 @@ from optimizely_assets.synthetic import date_range, write_export
 from optimizely_assets_tests.conftest import SMALL, START
 from optimizely_assets_tests.helpers import local_settings, run_day
 
+pytestmark = pytest.mark.checks
+
 DAYS = date_range(START, 2)
 
 

@@ -12,6 +12,8 @@ from optimizely_assets.synthetic import date_range, write_export
 from optimizely_assets_tests.conftest import SMALL, START, rows_of
 from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day, table_counts
 
+pytestmark = pytest.mark.checks
+
 DAYS = date_range(START, 3)
 
 
