@@ -14,6 +14,7 @@ import sys
 from dagster import DagsterInstance
 
 from optimizely_assets.assets.keys import SOURCE_FILES, STAGED_FILES, key
+from optimizely_assets.cli import console_log_level
 from optimizely_assets.definitions import DAILY_JOB, build_definitions
 from optimizely_assets.layout import ExportType
 from optimizely_assets.settings import Settings
@@ -30,7 +31,7 @@ def main(local_dir: str, day: str, stages: str = "all", instance: DagsterInstanc
         instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=False,
         asset_selection=selection,
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        run_config=console_log_level("ERROR"),
     )
     return 0 if result.success else 1
 

@@ -16,8 +16,6 @@ if __name__ == "__main__":
     except SystemExit as exit_:
         code = exit_.code or 0
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the (large) parent.
-    hwm_kb = next(
-        int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")
-    )
+    hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
     print(f"peak_rss_mb={hwm_kb / 1024:.1f}", flush=True)
     sys.exit(code)

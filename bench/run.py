@@ -76,7 +76,9 @@ def bench_throughput(work: Path, days: int, rows: int) -> dict:
     with duckdb.connect(str(work / "limit.duckdb")) as con:
         for export_type in ExportType:
             type_files = [f for f in files if f"type={export_type.value}/" in f]
-            con.execute(f"CREATE TABLE {export_type.value} AS SELECT * FROM read_parquet($f)", {"f": type_files})
+            con.execute(
+                f"CREATE TABLE {export_type.value} AS SELECT * FROM read_parquet($f)", {"f": type_files}
+            )
     limit_s = time.perf_counter() - t
 
     # (b) the naive loader: each file read with pandas, appended (pandas -> Arrow -> table, as
@@ -185,6 +187,11 @@ def bench_merge(work: Path, rows_per_day: int, days: int = 365, repeats: int = 5
             """
         )
 
+    def reset(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
+        # Undo the previous repeat, then checkpoint so its WAL is not billed to the next MERGE.
+        con.execute("DELETE FROM decisions WHERE export_date = ?", [day])
+        con.execute("CHECKPOINT")
+
     def timed_statement(day: dt.date) -> float:
         """Only the MERGE statement, inside its transaction: the part whose scan is bounded."""
         from optimizely_assets import warehouse_sql as sql
@@ -192,8 +199,7 @@ def bench_merge(work: Path, rows_per_day: int, days: int = 365, repeats: int = 5
         times = []
         for _ in range(repeats):
             with wh.connect() as con:
-                con.execute("DELETE FROM decisions WHERE export_date = ?", [day])
-                con.execute("CHECKPOINT")
+                reset(con, day)
                 con.execute("BEGIN")
                 _, _, lo, hi = con.execute(sql.duckdb_day_stats(ExportType.DECISIONS, day, 1)).fetchone()
                 con.execute(sql.duckdb_day_winners(ExportType.DECISIONS, day))
@@ -207,9 +213,7 @@ def bench_merge(work: Path, rows_per_day: int, days: int = 365, repeats: int = 5
         times = []
         for _ in range(repeats):
             with wh.connect() as con:
-                # Undo the previous repeat, then checkpoint so its WAL is not billed to this MERGE.
-                con.execute("DELETE FROM decisions WHERE export_date = ?", [day])
-                con.execute("CHECKPOINT")
+                reset(con, day)
             t = time.perf_counter()
             stats = wh.merge_canonical(ExportType.DECISIONS, day, 1)
             times.append(time.perf_counter() - t)
@@ -325,9 +329,15 @@ def main(argv: list[str] | None = None) -> int:
         if "throughput" in only:
             results["throughput"] = bench_throughput(work, days=3, rows=50_000 if args.quick else 1_000_000)
             r = results["throughput"]
-            print(f"throughput: {r['rows']:,} rows, {r['mb']} MB of Parquet in {r['days']} days, into a DuckDB file")
-            print(f"  (a) limit, read_parquet -> table:          {r['limit_s']:7.2f} s  {r['limit_rows_per_s']:>9,} rows/s")
-            print(f"  (b) naive, pandas per file -> append:      {r['naive_s']:7.2f} s  {r['naive_rows_per_s']:>9,} rows/s")
+            print(
+                f"throughput: {r['rows']:,} rows, {r['mb']} MB of Parquet in {r['days']} days, into a DuckDB file"
+            )
+            print(
+                f"  (a) limit, read_parquet -> table:          {r['limit_s']:7.2f} s  {r['limit_rows_per_s']:>9,} rows/s"
+            )
+            print(
+                f"  (b) naive, pandas per file -> append:      {r['naive_s']:7.2f} s  {r['naive_rows_per_s']:>9,} rows/s"
+            )
             print(
                 f"  ingest (list+footers+stage+raw load):      {r['ingest_s']:7.2f} s  {r['ingest_rows_per_s']:>9,} rows/s"
                 f"  {r['ingest_mb_per_s']} MB/s  = {r['ingest_vs_limit']}x limit (target >= 0.75), {r['ingest_vs_naive']}x naive (target >= 5)"
@@ -341,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
             results["memory"] = bench_memory(work, gb=0.2 if args.quick else 2.0)
             r = results["memory"]
             print(f"memory: one {r['file_mb']} MB file, {r['row_groups']} row group, {r['rows']:,} rows")
-            print(f"  worker (footers + streamed copy to staging): peak RSS {r['worker_peak_rss_mb']} MB in {r['worker_s']} s (target <= 300)")
+            print(
+                f"  worker (footers + streamed copy to staging): peak RSS {r['worker_peak_rss_mb']} MB in {r['worker_s']} s (target <= 300)"
+            )
             print(
                 f"  whole day with the embedded DuckDB warehouse in-process: peak RSS "
                 f"{r['with_embedded_duckdb_peak_rss_mb']} MB in {r['with_embedded_duckdb_s']} s; "
@@ -351,9 +363,15 @@ def main(argv: list[str] | None = None) -> int:
         if "merge" in only:
             results["merge"] = bench_merge(work, rows_per_day=5_000 if args.quick else 50_000)
             r = results["merge"]
-            print(f"merge: {r['rows_per_day']:,} rows/day, {r['canonical_rows_before_last_day']:,} canonical rows before the last day")
-            print(f"  whole operation (stats, winners, MERGE, commit): day 1 {r['merge_day1_s']} s, day 365 {r['merge_day365_s']} s, ratio {r['ratio']} (target <= 1.5)")
-            print(f"  MERGE statement alone: day 1 {r['statement_day1_s']} s, day 365 {r['statement_day365_s']} s, ratio {r['statement_ratio']}")
+            print(
+                f"merge: {r['rows_per_day']:,} rows/day, {r['canonical_rows_before_last_day']:,} canonical rows before the last day"
+            )
+            print(
+                f"  whole operation (stats, winners, MERGE, commit): day 1 {r['merge_day1_s']} s, day 365 {r['merge_day365_s']} s, ratio {r['ratio']} (target <= 1.5)"
+            )
+            print(
+                f"  MERGE statement alone: day 1 {r['statement_day1_s']} s, day 365 {r['statement_day365_s']} s, ratio {r['statement_ratio']}"
+            )
         if "sensor" in only:
             results["sensor"] = bench_sensor(work, years=1 if args.quick else 3)
             r = results["sensor"]

@@ -78,12 +78,11 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
     ) -> AssetCheckResult:
         day = partition_day(context.partition_key)
         raw = warehouse.raw_day(export_type, day)
-        missing_raw = sorted(
-            k for k, n in manifest.rows_by_partition().items() if n and k not in raw.partition_rows
-        )
+        expected = manifest.rows_by_partition()
+        missing_raw = sorted(k for k, n in expected.items() if n and k not in raw.partition_rows)
         missing_canonical = warehouse.missing_from_canonical(export_type, day, loader.dedup_lookback_days)
         passed = not missing_raw and not missing_canonical
-        desc = f"{export_type.value} {day}: {len(manifest.rows_by_partition())} {col}s in source"
+        desc = f"{export_type.value} {day}: {len(expected)} {col}s in source"
         if missing_raw:
             desc += f"; missing from raw: {', '.join(missing_raw[:20])}"
         if missing_canonical:
@@ -92,7 +91,7 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
             passed=passed,
             description=desc,
             metadata={
-                f"source_{col}s": len(manifest.rows_by_partition()),
+                f"source_{col}s": len(expected),
                 "missing_from_raw": MetadataValue.json(missing_raw),
                 "uuids_missing_from_canonical": sum(missing_canonical.values()),
                 **(

@@ -20,6 +20,11 @@ from optimizely_assets.synthetic import ExportSpec, date_range, write_export
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def console_log_level(level: str) -> dict:
+    """Run config that keeps an in-process run's console at ``level``."""
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
+
+
 def ensure_dagster_home(settings: Settings) -> Path:
     """Use $DAGSTER_HOME, or a home under the local dir that links the repo's dagster.yaml."""
     if os.environ.get("DAGSTER_HOME"):
@@ -49,7 +54,7 @@ def run_days(settings: Settings, days: list[dt.date], log_level: str = "WARNING"
             partition_key=day.isoformat(),
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config=console_log_level(log_level),
         )
         for export_type in ExportType:
             row = {"type": export_type.value, "day": day.isoformat(), "run_ok": result.success}
@@ -85,7 +90,7 @@ def run_checks(settings: Settings, days: list[dt.date], log_level: str = "WARNIN
             partition_key=day.isoformat(),
             instance=DagsterInstance.get(),
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config=console_log_level(log_level),
         )
         evaluations = result.get_asset_check_evaluations()
         if not evaluations:

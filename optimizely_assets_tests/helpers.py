@@ -6,10 +6,11 @@ from pathlib import Path
 import duckdb
 from dagster import DagsterInstance, ExecuteInProcessResult
 
+from optimizely_assets.cli import console_log_level
 from optimizely_assets.definitions import DAILY_JOB, build_definitions
 from optimizely_assets.settings import Settings
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+QUIET = console_log_level("ERROR")
 
 
 def local_settings(local_dir: Path, **env: str) -> Settings:

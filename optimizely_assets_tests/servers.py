@@ -17,6 +17,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 
+class _Loopback:
+    """Serve a handler on 127.0.0.1 in a daemon thread; ``stop`` shuts it down."""
+
+    _server: ThreadingHTTPServer | None = None
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> int:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self._server.server_address[1]
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -24,7 +40,7 @@ def free_port() -> int:
 
 
 @dataclass
-class FakeOptimizelyAPI:
+class FakeOptimizelyAPI(_Loopback):
     """GET /v2/export/credentials?duration=.. with ``Authorization: Bearer <PAT>``."""
 
     token: str
@@ -35,7 +51,6 @@ class FakeOptimizelyAPI:
     calls: list[dict] = field(default_factory=list)
     status_override: int | None = None
     port: int = 0
-    _server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
@@ -86,15 +101,8 @@ class FakeOptimizelyAPI:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.port = self._serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 def start_bigquery_emulator(workdir, gcs_local_root) -> tuple[str, object]:
@@ -157,7 +165,7 @@ def start_bigquery_emulator(workdir, gcs_local_root) -> tuple[str, object]:
     raise RuntimeError("bqemulator did not start within 90 s")
 
 
-class FaultProxy:
+class FaultProxy(_Loopback):
     """A loopback HTTP proxy in front of an emulator that fails the first try of every request.
 
     Each distinct (method, path, Range) first gets ``status`` with the service's error body
@@ -173,7 +181,6 @@ class FaultProxy:
         self.forwarded = 0
         self._seen: set[tuple] = set()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
         self.url = ""
 
     def start(self) -> FaultProxy:
@@ -251,12 +258,5 @@ class FaultProxy:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._serve(Handler)}"
         return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()

@@ -158,7 +158,8 @@ class DuckDBWarehouse(Warehouse):
         # Every canonical row of this export day lies inside [lo, hi]: the scan stays bounded.
         return int(
             con.execute(
-                f"SELECT count(*) FROM {table} WHERE event_date BETWEEN ? AND ? AND export_date = ?", [lo, hi, day]
+                f"SELECT count(*) FROM {table} WHERE event_date BETWEEN ? AND ? AND export_date = ?",
+                [lo, hi, day],
             ).fetchone()[0]
         )
 
