@@ -12,16 +12,28 @@ from dagster import (
     asset_check,
 )
 
-from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, key, md_table, partition_day
-from optimizely_assets.layout import ExportType, success_key
+from optimizely_assets.assets.keys import (
+    CANONICAL,
+    RAW_TABLE,
+    SOURCE_FILES,
+    key,
+    md_table,
+    partition_day,
+    sorted_keys,
+)
+from optimizely_assets.layout import ExportType, day_prefix, is_data_file, success_key
 from optimizely_assets.manifest import DayManifest
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
-from optimizely_assets.resources.warehouse import Warehouse
+from optimizely_assets.warehouse import Warehouse
+
+
+def _names(keys) -> str:
+    return ", ".join("NULL" if k is None else str(k) for k in keys)
 
 
 def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsDefinition]:
-    col = export_type.partition_column
+    col = export_type.key_column
     source_in = {"manifest": AssetIn(key=key(export_type, SOURCE_FILES))}
 
     @asset_check(
@@ -30,18 +42,21 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
         additional_ins=source_in,
         partitions_def=partitions_def,
         blocking=True,
-        description="Raw rows of the day == sum of the Parquet footer row counts of its source files.",
+        description=(
+            f"Raw rows of the day == the Parquet footer row counts of its source files, in total and per "
+            f"{col} (the files' own column, read from their footer statistics)."
+        ),
     )
     def rows_match(
         context: AssetCheckExecutionContext, manifest: DayManifest, warehouse: Warehouse
     ) -> AssetCheckResult:
         day = partition_day(context.partition_key)
         raw = warehouse.raw_day(export_type, day)
-        expected = manifest.rows_by_partition()
+        expected = manifest.rows_by_key() or {}
         off = {
-            k: f"source {expected.get(k, 0):,} / raw {raw.partition_rows.get(k, 0):,}"
-            for k in sorted(set(expected) | set(raw.partition_rows))
-            if expected.get(k, 0) != raw.partition_rows.get(k, 0)
+            k: f"source {expected.get(k, 0):,} / raw {raw.key_rows.get(k, 0):,}"
+            for k in sorted_keys(dict.fromkeys(set(expected) | set(raw.key_rows), 0))
+            if expected and expected.get(k, 0) != raw.key_rows.get(k, 0)
         }
         passed = raw.rows == manifest.rows and not off
         return AssetCheckResult(
@@ -64,13 +79,13 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
 
     @asset_check(
         asset=key(export_type, CANONICAL),
-        name=f"every_source_{col}_in_warehouse",
+        name=f"every_source_{export_type.partition_column}_in_warehouse",
         additional_ins=source_in,
         partitions_def=partitions_def,
         blocking=True,
         description=(
-            f"Every {col} of the day's source paths is in the raw table, and every uuid of the day's "
-            "raw rows is in canonical."
+            f"Every {col} of the day's source files is in the raw table, and every uuid of the day's "
+            "raw rows is in canonical (within the dedup horizon)."
         ),
     )
     def all_present(
@@ -78,21 +93,22 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
     ) -> AssetCheckResult:
         day = partition_day(context.partition_key)
         raw = warehouse.raw_day(export_type, day)
-        expected = manifest.rows_by_partition()
-        missing_raw = sorted(k for k, n in expected.items() if n and k not in raw.partition_rows)
-        missing_canonical = warehouse.missing_from_canonical(export_type, day, loader.dedup_lookback_days)
+        expected = manifest.rows_by_key() or {}
+        missing_raw = list(sorted_keys({k: n for k, n in expected.items() if n and k not in raw.key_rows}))
+        missing_canonical = sorted_keys(warehouse.missing_from_canonical(export_type, day, loader.dedup_horizon_days))
         passed = not missing_raw and not missing_canonical
         desc = f"{export_type.value} {day}: {len(expected)} {col}s in source"
         if missing_raw:
-            desc += f"; missing from raw: {', '.join(missing_raw[:20])}"
+            desc += f"; missing from raw: {_names(missing_raw[:20])}"
         if missing_canonical:
-            desc += f"; uuids missing from canonical for: {', '.join(sorted(missing_canonical)[:20])}"
+            desc += f"; uuids missing from canonical for: {_names(list(missing_canonical)[:20])}"
         return AssetCheckResult(
             passed=passed,
             description=desc,
             metadata={
                 f"source_{col}s": len(expected),
                 "missing_from_raw": MetadataValue.json(missing_raw),
+                "per_key_comparison": "on" if manifest.rows_by_key() is not None else "off: files without statistics",
                 "uuids_missing_from_canonical": sum(missing_canonical.values()),
                 **(
                     {"missing_by_" + col: MetadataValue.md(md_table((col, "uuids"), missing_canonical))}
@@ -107,13 +123,13 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
         name="no_duplicate_uuids",
         partitions_def=partitions_def,
         blocking=True,
-        description="No uuid of the day's canonical rows occurs twice in canonical.",
+        description="No uuid of the day's canonical rows occurs twice in canonical within the dedup horizon.",
     )
     def no_duplicates(
         context: AssetCheckExecutionContext, warehouse: Warehouse, loader: LoaderConfig
     ) -> AssetCheckResult:
         day = partition_day(context.partition_key)
-        dups = warehouse.duplicate_uuids(export_type, day, loader.dedup_lookback_days)
+        dups = warehouse.duplicate_uuids(export_type, day, loader.dedup_horizon_days)
         return AssetCheckResult(
             passed=not dups,
             description=f"{export_type.value} {day}: "
@@ -156,9 +172,9 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
         additional_ins=source_in,
         partitions_def=partitions_def,
         description=(
-            "The loaded day is what the source holds now: its _SUCCESS marker is unchanged since the "
-            "files were listed (a rewritten day fails until re-run), and the load followed the marker "
-            "within `freshness_sla_hours` (a late load of a recent day warns)."
+            "The loaded day is what the source holds now: its _SUCCESS marker and its file list (keys, "
+            "sizes, ETags) are unchanged since the files were listed (a rewritten day fails until "
+            "re-run), and the load followed the marker within `freshness_sla_hours` (late: warns)."
         ),
     )
     def fresh(
@@ -172,6 +188,11 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
             changed = marker is not None
         else:
             changed = marker is None or marker.etag != listed
+        loaded_files = {(f.key, f.size, f.etag) for f in (*manifest.files, *manifest.quarantined)}
+        prefix = day_prefix(source.root, export_type, day)
+        now_files = {(o.key, o.size, o.etag) for o in source.list_objects(prefix) if is_data_file(o.key)}
+        files_changed = sorted({k for k, *_ in loaded_files ^ now_files})
+        changed = changed or bool(files_changed)
         lag_h = (
             (now - manifest.success_last_modified).total_seconds() / 3600
             if manifest.success_last_modified
@@ -180,7 +201,12 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
         # Only recent days can be late: a backfill of last year is not a freshness problem.
         recent = (now.date() - day).days <= loader.freshness_sla_hours / 24 + 1
         late = recent and lag_h is not None and lag_h > loader.freshness_sla_hours
-        if changed:
+        if files_changed:
+            desc = (
+                f"{export_type.value} {day}: {len(files_changed)} file(s) added, removed or rewritten since "
+                f"the load (e.g. {files_changed[0]}); re-run the day"
+            )
+        elif changed:
             desc = f"{export_type.value} {day}: _SUCCESS changed since the load; re-run the day"
         elif late:
             desc = f"{export_type.value} {day}: checked {lag_h:.1f} h after _SUCCESS (SLA {loader.freshness_sla_hours} h)"
@@ -196,6 +222,7 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
                 else "absent",
                 "marker_now": marker.last_modified.isoformat() if marker else "absent",
                 "hours_since_marker": round(lag_h, 2) if lag_h is not None else -1.0,
+                "files_changed": MetadataValue.json(files_changed[:20]),
             },
         )
 

@@ -11,18 +11,19 @@ from dagster import (
     EnvVar,
     FilesystemIOManager,
     define_asset_job,
-    in_process_executor,
 )
 
 from optimizely_assets.assets import build_export_assets
+from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.automation import build_daily_schedule, build_success_sensor
 from optimizely_assets.checks import build_export_checks
+from optimizely_assets.concurrency import guarded_in_process_executor
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import LocalExportSource
 from optimizely_assets.resources.staging import LocalStaging
-from optimizely_assets.resources.warehouse import BigQueryWarehouse, DuckDBWarehouse
 from optimizely_assets.settings import Settings
+from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 
 DAILY_JOB = "optimizely_daily"
 
@@ -63,6 +64,7 @@ def build_resources(settings: Settings) -> dict:
         from dagster_gcp.gcs import GCSPickleIOManager
 
         from optimizely_assets.resources.gcs_staging import GCSStaging
+        from optimizely_assets.warehouse.bigquery import BigQueryWarehouse
 
         gcs = GCSResource(project=settings.gcp_project)
         staging = GCSStaging(gcs=gcs, bucket=settings.gcs_bucket, prefix=settings.gcs_prefix)
@@ -71,6 +73,7 @@ def build_resources(settings: Settings) -> dict:
             dataset=settings.bq_dataset,
             location=settings.bq_location,
             api_endpoint=settings.bq_api_endpoint,
+            maximum_bytes_billed=settings.bq_maximum_bytes_billed,
         )
         io_manager = GCSPickleIOManager(
             gcs=gcs, gcs_bucket=settings.gcs_bucket, gcs_prefix=f"{settings.gcs_prefix}/dagster_io"
@@ -94,23 +97,25 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     daily = DailyPartitionsDefinition(start_date=settings.start_date)
     assets = [a for t in ExportType for a in build_export_assets(t, daily)]
     checks = [c for t in ExportType for c in build_export_checks(t, daily)]
-    # One process per day: the steps only issue I/O and warehouse jobs (with their own thread
-    # pools), so a process per step would cost more in start-up than the work. Days run in
-    # parallel as separate runs (dagster.yaml's run queue).
     daily_job = define_asset_job(
         DAILY_JOB,
         selection=AssetSelection.all(),
         partitions_def=daily,
-        executor_def=in_process_executor,
         description="Every asset and check of one export day, both types.",
     )
+    resources = build_resources(settings)
+    # Where the backend itself does not keep MERGEs into one table apart, the instance must.
+    serialised = [] if resources["warehouse"].merges_serialised_by_backend else [canonical_pool(t) for t in ExportType]
     return Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=[daily_job],
         schedules=[build_daily_schedule(daily_job)],
         sensors=[build_success_sensor(daily_job, daily, settings.sensor_lookback_days)],
-        resources=build_resources(settings),
+        resources=resources,
+        # One process per run for every job, the implicit asset job included: the steps only issue
+        # I/O and warehouse jobs, so a process per step costs more in start-up than the work.
+        executor=guarded_in_process_executor(serialised),
     )
 
 

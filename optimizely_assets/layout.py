@@ -9,6 +9,7 @@ with one ``_SUCCESS`` per type and date at ``type=T/date=D/_SUCCESS``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from enum import Enum
 from urllib.parse import unquote
@@ -24,6 +25,11 @@ class ExportType(str, Enum):
     def partition_column(self) -> str:
         """Name of the hive key below ``date=`` (and of the warehouse column that keeps it)."""
         return "experiment" if self is ExportType.DECISIONS else "event"
+
+    @property
+    def key_column(self) -> str:
+        """The files' own column that the path's partition value stands for: coverage is checked on it."""
+        return "experiment_id" if self is ExportType.DECISIONS else "event_name"
 
 
 _ACCOUNT_RE = re.compile(r"account_id=([0-9]+)")
@@ -72,7 +78,15 @@ def encode_partition_value(value: str) -> str:
 
 
 def decode_partition_value(value: str) -> str:
-    return unquote(value)
+    """Percent-decode a path value as UTF-8; a value that does not decode to UTF-8 is kept as written.
+
+    The one decoding rule of the project. Only paths are decoded (for display and the manifest);
+    the warehouse compares the files' own columns, so no SQL decodes anything.
+    """
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        return value
 
 
 def is_data_file(key: str) -> bool:
@@ -90,11 +104,28 @@ def partition_value_of(key: str, export_type: ExportType) -> str:
     return key[idx + len(marker) :].split("/", 1)[0]
 
 
-def date_of_key(key: str) -> str:
-    match = re.search(r"/date=(\d{4}-\d{2}-\d{2})/", key)
-    if not match:
-        raise ValueError(f"{key!r} has no date=YYYY-MM-DD directory")
-    return match.group(1)
+class UnmappableKeyError(ValueError):
+    """A source key that cannot be given a safe staged name; the message names it."""
+
+
+# Staged names use only these characters: no loader globs them (BigQuery URIs treat `*` as a
+# wildcard, DuckDB's read_parquet globs `*`, `?`, `[...]`, `{...}`), and no `..` segment can occur.
+_SAFE_ROOT = re.compile(r"^[A-Za-z0-9_=.-]+(/[A-Za-z0-9_=.-]+)*$")
+
+
+def staged_name(root: str, export_type: ExportType, day: dt.date | str, key: str) -> str:
+    """The staging name of a source data file: ``<root>/type=T/date=D/<sha256(key)[:32]>.parquet``.
+
+    Derived from the whole source key, so it is unique per key and never depends on what the key
+    contains; the manifest keeps the mapping back to the source key.
+    """
+    prefix = day_prefix(root, export_type, day)
+    if not key.startswith(prefix) or len(key) == len(prefix):
+        raise UnmappableKeyError(f"{key!r} is not a file below {prefix!r}")
+    if not _SAFE_ROOT.match(root.strip("/")) or ".." in root.split("/"):
+        raise UnmappableKeyError(f"source root {root!r} has characters a loader could misread")
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{prefix}{digest}.parquet"
 
 
 def _iso(day: dt.date | str) -> str:

@@ -6,15 +6,19 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from optimizely_assets.layout import (
     ExportType,
+    UnmappableKeyError,
     day_prefix,
     decode_partition_value,
     is_data_file,
     partition_value_of,
+    staged_name,
     success_key,
 )
-from optimizely_assets.parquet_footer import ParquetFileError
+from optimizely_assets.parquet_footer import UNKNOWN, ParquetFileError
 from optimizely_assets.resources.source import ExportSource, SourceObject
 from optimizely_assets.schemas import SCHEMAS, schema_drift
 
@@ -30,11 +34,14 @@ class ManifestFile:
     etag: str
     rows: int
     partition_value: str  # as in the path (percent-encoded)
-    added_columns: tuple[str, ...] = ()
+    staged_name: str  # the safe name it is staged under (layout.staged_name)
+    key_value: str | None = None  # the file's experiment_id / event_name (footer statistics)
+    key_value_known: bool = False  # False: statistics absent or several values in the file
+    added_fields: tuple[pa.Field, ...] = ()  # columns beyond the known schema, with their types
 
     @property
-    def decoded_partition_value(self) -> str:
-        return decode_partition_value(self.partition_value)
+    def added_columns(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.added_fields)
 
 
 @dataclass(frozen=True)
@@ -71,15 +78,33 @@ class DayManifest:
         return sum(f.size for f in self.files)
 
     def rows_by_partition(self) -> dict[str, int]:
-        """Rows per experiment/event as written in the path (percent-encoded)."""
+        """Rows per experiment/event as the path names it (decoded), for display."""
         out: dict[str, int] = {}
         for f in self.files:
-            out[f.partition_value] = out.get(f.partition_value, 0) + f.rows
+            name = decode_partition_value(f.partition_value)
+            out[name] = out.get(name, 0) + f.rows
+        return out
+
+    def rows_by_key(self) -> dict[str | None, int] | None:
+        """Rows per value of the files' own key column (experiment_id / event_name; None = NULL).
+
+        None when a file's statistics cannot tell its value: then only totals can be compared.
+        """
+        if any(not f.key_value_known for f in self.files):
+            return None
+        out: dict[str | None, int] = {}
+        for f in self.files:
+            out[f.key_value] = out.get(f.key_value, 0) + f.rows
         return out
 
     @property
+    def added_fields(self) -> list[pa.Field]:
+        by_name = {fld.name: fld for f in self.files for fld in f.added_fields}
+        return [by_name[n] for n in sorted(by_name)]
+
+    @property
     def added_columns(self) -> list[str]:
-        return sorted({c for f in self.files for c in f.added_columns})
+        return [f.name for f in self.added_fields]
 
 
 def build_manifest(
@@ -110,6 +135,18 @@ def build_manifest(
     ignored = tuple(o.key for o in objects if not is_data_file(o.key) and not o.key.endswith("/_SUCCESS"))
     expected = SCHEMAS[export_type]
 
+    unmappable = []
+    for o in data:
+        try:
+            staged_name(source.root, export_type, day, o.key)
+        except UnmappableKeyError as exc:
+            unmappable.append(str(exc))
+    if unmappable:
+        raise UnmappableKeyError(
+            f"type={export_type.value} date={day.isoformat()}: {len(unmappable)} key(s) cannot be staged "
+            "safely; nothing was staged or loaded:\n" + "\n".join(f"  {u}" for u in unmappable)
+        )
+
     def inspect(obj: SourceObject) -> ManifestFile | QuarantinedFile:
         try:
             return check_file(obj)
@@ -117,7 +154,7 @@ def build_manifest(
             return QuarantinedFile(obj.key, obj.size, obj.etag, str(exc))
 
     def check_file(obj: SourceObject) -> ManifestFile:
-        footer = source.footer(obj)
+        footer = source.footer(obj, (export_type.key_column,))
         drift = schema_drift(expected, footer.schema)
         problems = []
         if drift["retyped"]:
@@ -130,13 +167,17 @@ def build_manifest(
                 + "; ".join(problems)
                 + ")"
             )
+        value = footer.column_values.get(export_type.key_column, UNKNOWN)
         return ManifestFile(
             key=obj.key,
             size=obj.size,
             etag=obj.etag,
             rows=footer.rows,
             partition_value=partition_value_of(obj.key, export_type),
-            added_columns=tuple(drift["added"]),
+            staged_name=staged_name(source.root, export_type, day, obj.key),
+            key_value=None if value is UNKNOWN else value,  # type: ignore[arg-type]
+            key_value_known=value is not UNKNOWN,
+            added_fields=tuple(footer.schema.field(n) for n in drift["added"]),
         )
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

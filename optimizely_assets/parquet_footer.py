@@ -14,12 +14,17 @@ class ParquetFileError(ValueError):
     """A source file is not usable Parquet; the message names the file."""
 
 
+# The value of a column in a whole file, from its row-group statistics: UNKNOWN when the
+# statistics are absent or the file holds more than one value.
+UNKNOWN = object()
+
+
 @dataclass(frozen=True)
 class Footer:
     rows: int
     row_groups: int
     schema: pa.Schema
-    created_by: str
+    column_values: dict[str, object]  # column -> its one value in the file (None = all NULL) or UNKNOWN
 
 
 class RangedReader(io.RawIOBase):
@@ -71,15 +76,40 @@ class RangedReader(io.RawIOBase):
         return data
 
 
-def read_footer(fileobj, name: str) -> Footer:
-    """Row count and schema of one Parquet file; ``name`` goes into any error."""
+def read_footer(fileobj, name: str, value_columns: tuple[str, ...] = ()) -> Footer:
+    """Row count, schema and the single value of ``value_columns`` of one Parquet file.
+
+    ``name`` goes into any error.
+    """
     try:
         meta = pq.ParquetFile(fileobj).metadata
+        schema = meta.schema.to_arrow_schema()
+        values = {c: _single_value(meta, c) for c in value_columns}
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise ParquetFileError(f"{name} is not a readable Parquet file: {exc}") from None
-    return Footer(
-        rows=meta.num_rows,
-        row_groups=meta.num_row_groups,
-        schema=meta.schema.to_arrow_schema(),
-        created_by=meta.created_by or "",
-    )
+    return Footer(rows=meta.num_rows, row_groups=meta.num_row_groups, schema=schema, column_values=values)
+
+
+def _single_value(meta: pq.FileMetaData, column: str) -> object:
+    """The one value a flat column holds in every row, None if all rows are NULL, else UNKNOWN."""
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    if column not in names:
+        return UNKNOWN
+    idx = names.index(column)
+    seen: set[object] = set()
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        if rg.num_rows == 0:
+            continue
+        stats = rg.column(idx).statistics
+        if stats is None or not stats.has_null_count:
+            return UNKNOWN
+        if stats.null_count == rg.num_rows:
+            seen.add(None)
+        elif stats.null_count == 0 and stats.has_min_max and stats.min == stats.max:
+            seen.add(stats.min)
+        else:
+            return UNKNOWN
+    if len(seen) > 1:
+        return UNKNOWN
+    return next(iter(seen)) if seen else None

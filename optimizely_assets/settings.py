@@ -24,6 +24,9 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+_GLOB_CHARS = frozenset("*?[]{}")
+
+
 def _positive_int(value: str, name: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise SettingsError(f"{name} must be a positive integer, got {value!r}")
@@ -50,6 +53,7 @@ class Settings:
     bq_api_endpoint: str | None
     has_pat: bool
     sensor_lookback_days: int = 3
+    bq_maximum_bytes_billed: int | None = 1 << 40
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,9 +93,21 @@ class Settings:
                 "OPTIMIZELY_GCS_BUCKET is set: set OPTIMIZELY_GCP_PROJECT for the BigQuery dataset too"
             )
 
+        local_dir = Path(get("OPTIMIZELY_LOCAL_DIR", ".optimizely_local")).resolve()
+        if _GLOB_CHARS & set(str(local_dir)):
+            raise SettingsError(
+                f"OPTIMIZELY_LOCAL_DIR {str(local_dir)!r} contains one of {''.join(sorted(_GLOB_CHARS))}: "
+                "DuckDB would read such a path as a file pattern; choose another directory"
+            )
+        max_billed = get("OPTIMIZELY_BQ_MAXIMUM_BYTES_BILLED", str(1 << 40))
+        if max_billed.lower() != "off" and (not max_billed.isdigit() or int(max_billed) < 1):
+            raise SettingsError(
+                f"OPTIMIZELY_BQ_MAXIMUM_BYTES_BILLED must be a number of bytes or 'off', got {max_billed!r}"
+            )
+
         return cls(
             start_date=start,
-            local_dir=Path(get("OPTIMIZELY_LOCAL_DIR", ".optimizely_local")).resolve(),
+            local_dir=local_dir,
             source=source,
             account_id=account_id,
             s3_bucket=get("OPTIMIZELY_S3_BUCKET", "optimizely-events-data"),
@@ -110,6 +126,7 @@ class Settings:
             sensor_lookback_days=_positive_int(
                 get("OPTIMIZELY_SENSOR_LOOKBACK_DAYS", "3"), "OPTIMIZELY_SENSOR_LOOKBACK_DAYS"
             ),
+            bq_maximum_bytes_billed=None if max_billed.lower() == "off" else int(max_billed),
         )
 
     @property

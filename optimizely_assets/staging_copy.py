@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import pyarrow as pa
 
 from optimizely_assets.layout import day_prefix
 from optimizely_assets.manifest import DayManifest
@@ -15,10 +19,25 @@ from optimizely_assets.resources.staging import Staging
 QUARANTINE_PREFIX = "_quarantine/"
 
 
+def quarantine_name(key: str) -> str:
+    """Quarantined files keep a readable but safe name: a key may hold ``..`` or glob characters."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    tail = re.sub(r"[^A-Za-z0-9_.=-]", "_", key.rsplit("/", 1)[-1])[:80].lstrip(".")
+    return f"{digest}-{tail}"
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    uri: str  # the staged object, under a name no loader can misread (layout.staged_name)
+    source_uri: str  # the Optimizely object it was copied from: errors name both
+    rows: int
+
+
 @dataclass(frozen=True)
 class StagedDay:
-    uris: tuple[str, ...]
-    type_root_uri: str  # staging URI of ``.../type=<t>`` (hive partitioning prefix)
+    files: tuple[StagedFile, ...]
+    day_uri: str  # staging URI of the day's folder
+    added_fields: tuple[pa.Field, ...]  # columns the files add beyond the known schema
     copied: int
     skipped: int
     deleted: int
@@ -35,19 +54,22 @@ def stage_day(
 ) -> StagedDay:
     prefix = day_prefix(source.root, manifest.export_type, manifest.day)
     present = staging.existing(prefix)
-    wanted = {f.key: f for f in manifest.files}
+    wanted = {f.staged_name: f for f in manifest.files}
     todo = [
         f
         for f in manifest.files
-        if not (f.key in present and present[f.key].size == f.size and present[f.key].source_etag == f.etag)
+        if not (
+            f.staged_name in present
+            and present[f.staged_name].size == f.size
+            and present[f.staged_name].source_etag == f.etag
+        )
     ]
 
-    def copy(key: str, size: int, etag: str, dest_key: str | None = None) -> int:
-        dest_key = dest_key or key
+    def copy(key: str, size: int, etag: str, dest_key: str) -> int:
         for attempt in range(1, attempts + 1):
             try:
                 with source.open_stream(key) as stream:
-                    staging.put(dest_key, stream, size, etag)
+                    staging.put(dest_key, stream, size, etag, key)
                 return size
             except Exception as exc:  # noqa: BLE001 - retried, then re-raised with the file named
                 if attempt == attempts:
@@ -59,17 +81,22 @@ def stage_day(
         raise AssertionError("unreachable")
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        copied_bytes = sum(pool.map(lambda f: copy(f.key, f.size, f.etag), todo))
+        copied_bytes = sum(pool.map(lambda f: copy(f.key, f.size, f.etag, f.staged_name), todo))
         # Quarantined files are kept outside the day's prefix, for inspection, never loaded.
-        list(pool.map(lambda q: copy(q.key, q.size, q.etag, QUARANTINE_PREFIX + q.key), manifest.quarantined))
+        list(
+            pool.map(
+                lambda q: copy(q.key, q.size, q.etag, QUARANTINE_PREFIX + quarantine_name(q.key)),
+                manifest.quarantined,
+            )
+        )
     # Files Optimizely no longer lists for the day (a rewrite) must not be loaded again.
     stale = sorted(k for k in present if k not in wanted)
     staging.delete(stale)
-    staging.commit_day(prefix, {f.key: f.etag for f in manifest.files})
-    type_root = staging.uri(prefix).rsplit("/date=", 1)[0]
+    staging.commit_day(prefix, {f.staged_name: (f.etag, f.key) for f in manifest.files})
     return StagedDay(
-        uris=tuple(staging.uri(f.key) for f in manifest.files),
-        type_root_uri=type_root,
+        files=tuple(StagedFile(staging.uri(f.staged_name), source.uri(f.key), f.rows) for f in manifest.files),
+        day_uri=staging.uri(prefix),
+        added_fields=tuple(manifest.added_fields),
         copied=len(todo),
         skipped=len(manifest.files) - len(todo),
         deleted=len(stale),

@@ -14,7 +14,7 @@ from pathlib import Path
 from dagster import DagsterInstance
 
 from optimizely_assets.resources.staging import LocalStaging
-from optimizely_assets.resources.warehouse import DuckDBWarehouse
+from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 from optimizely_assets_tests.helpers import local_settings, run_day
 
 
@@ -25,7 +25,7 @@ def die() -> None:
 class CrashingStaging(LocalStaging):
     """Dies half-way through writing the third file."""
 
-    def put(self, key, stream, size, source_etag):
+    def put(self, key, stream, size, source_etag, source_key):
         count = int(os.environ.get("_CRASH_PUTS", "0")) + 1
         os.environ["_CRASH_PUTS"] = str(count)
         if count == 3:
@@ -33,7 +33,7 @@ class CrashingStaging(LocalStaging):
             path.parent.mkdir(parents=True, exist_ok=True)
             (path.parent / f".tmp-crash-{path.name}").write_bytes(stream.read(size // 2))
             die()
-        return super().put(key, stream, size, source_etag)
+        return super().put(key, stream, size, source_etag, source_key)
 
 
 class _Con:
@@ -54,8 +54,8 @@ class CrashingWarehouse(DuckDBWarehouse):
     trigger: str
 
     @contextmanager
-    def connect(self):
-        with super().connect() as con:
+    def connect(self, read_only: bool = False):
+        with super().connect(read_only) as con:
             yield _Con(con, self.trigger)
 
 

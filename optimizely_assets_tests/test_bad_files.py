@@ -9,6 +9,7 @@ from dagster import DagsterInstance
 
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
+from optimizely_assets.staging_copy import quarantine_name
 from optimizely_assets.synthetic import date_range, write_export, write_parquet
 from optimizely_assets_tests.conftest import SMALL, START, rows_of
 from optimizely_assets_tests.helpers import checks_of, local_settings, run_day, table_counts
@@ -88,7 +89,7 @@ def test_quarantine_loads_the_rest_and_keeps_the_bad_file_aside(loaded):
     assert all(checks.values()), checks
     raw = table_counts(settings)["decisions_raw"][0]
     assert raw == rows_of(written, ExportType.DECISIONS, DAYS[0]).rows + w.rows - w.files[victim]
-    assert (settings.local_staging_dir / "optimizely" / "_quarantine" / victim).is_file()
+    assert (settings.local_staging_dir / "optimizely" / "_quarantine" / quarantine_name(victim)).is_file()
     assert not (settings.local_staging_dir / "optimizely" / victim).exists()
 
 

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from google.cloud import bigquery
+from optimizely_assets.resources.warehouse import BigQueryWarehouse
 
 from optimizely_assets.layout import ExportType, decode_partition_value
-from optimizely_assets.resources.warehouse import BigQueryWarehouse
 from optimizely_assets.schemas import bigquery_source_fields
 from optimizely_assets.synthetic import ExportSpec, date_range, write_export
 from optimizely_assets_tests.servers import start_bigquery_emulator

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -22,7 +23,7 @@ def staging(gcs_emulator) -> GCSStaging:
     return resource
 
 
-def test_stage_day_copies_keeps_hive_layout_and_skips_identical(staging, export_dir):
+def test_stage_day_copies_under_safe_names_and_skips_identical(staging, export_dir):
     root, written = export_dir
     source = LocalExportSource(root_dir=str(root), account_id=SMALL.account_id)
     manifest = build_manifest(source, ExportType.EVENTS, START)
@@ -30,17 +31,18 @@ def test_stage_day_copies_keeps_hive_layout_and_skips_identical(staging, export_
     first = stage_day(source, staging, manifest, workers=4)
     assert first.copied == len(manifest.files) and first.skipped == 0
     assert first.bytes_copied == manifest.bytes
-    assert all(u.startswith(f"gs://{staging.bucket}/optimizely/v1/account_id=") for u in first.uris)
-    assert any("/event=Main_Nav_javascript%3Avoid(0);/" in u for u in first.uris)
-    assert (
-        first.type_root_uri
-        == f"gs://{staging.bucket}/optimizely/v1/account_id={SMALL.account_id}/type=events"
-    )
+    day_uri = f"gs://{staging.bucket}/optimizely/v1/account_id={SMALL.account_id}/type=events/date={START}/"
+    assert first.day_uri == day_uri
+    # Source keys hold %, :, ; and spaces; staged names hold none of them, whatever the key.
+    assert any("%3A" in f.key for f in manifest.files)
+    assert all(re.fullmatch(re.escape(day_uri) + "[0-9a-f]{32}[.]parquet", f.uri) for f in first.files)
+    assert sorted(f.source_uri for f in first.files) == sorted(source.uri(f.key) for f in manifest.files)
 
     blobs = {b.name: b for b in staging.client.list_blobs(staging.bucket)}
     for f in manifest.files:
-        blob = blobs[f"optimizely/{f.key}"]
+        blob = blobs[f"optimizely/{f.staged_name}"]
         assert blob.size == f.size and blob.metadata["source_etag"] == f.etag
+        assert blob.metadata["source_key"] == f.key
         # A fresh handle builds the URL client-side (the emulator's mediaLink mis-encodes '%').
         fresh = staging.client.bucket(staging.bucket).blob(blob.name)
         assert fresh.download_as_bytes() == (root / f.key).read_bytes()
@@ -63,4 +65,4 @@ def test_stage_day_recopies_changed_files_and_deletes_stale_ones(staging, export
     result = stage_day(source, staging, newer)
     assert result.deleted == 1 and result.copied == 1
     names = {b.name for b in staging.client.list_blobs(staging.bucket)}
-    assert f"optimizely/{removed.key}" not in names
+    assert f"optimizely/{removed.staged_name}" not in names and f"optimizely/{rewritten.staged_name}" in names

@@ -29,7 +29,7 @@ def test_labs_sample_loads_with_its_row_counts(tmp_path):
     )
     assert second.success and all(checks_of(second).values())
     assert query(settings, "SELECT count(*) FROM decisions_raw")[0][0] == 10_000
-    events = dict(query(settings, "SELECT event, count(*) FROM events GROUP BY 1"))
+    events = dict(query(settings, "SELECT event_name, count(*) FROM events GROUP BY 1"))
     assert events == {k.split("=")[1].split("/")[0]: v for k, v in labs_sample.EVENTS.items()}
     # .crc side files are not data
     meta = second.asset_materializations_for_node("events__source_files")[0].metadata

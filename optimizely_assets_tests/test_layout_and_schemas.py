@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
 
 from optimizely_assets.layout import (
     ExportType,
+    UnmappableKeyError,
     account_id_from_s3_path,
-    date_of_key,
     day_prefix,
     decode_partition_value,
     encode_partition_value,
     is_data_file,
     partition_value_of,
     split_s3_path,
+    staged_name,
     success_key,
 )
 from optimizely_assets.schemas import (
@@ -69,6 +71,39 @@ def test_partition_values_escape_like_spark_and_round_trip(name, encoded):
     assert decode_partition_value(encoded) == name
 
 
+def test_decoding_keeps_a_value_that_is_not_utf8_as_written():
+    assert decode_partition_value("caf%C3%A9") == "café"
+    assert decode_partition_value("caf%E9") == "caf%E9"  # not UTF-8: kept, never a U+FFFD
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "event=a*/part-0.parquet",
+        "event=a?/part-0.parquet",
+        "event=[ab]/part-0.parquet",
+        "event={a,b}/part-0.parquet",
+        "event=x/../../../../etc/part-0.parquet",
+        "event=caf%E9/part 0 [copy].parquet",
+    ],
+)
+def test_staged_names_are_safe_and_stay_in_the_day_whatever_the_key(tail):
+    root = "v1/account_id=123"
+    prefix = day_prefix(root, ExportType.EVENTS, "2024-01-02")
+    name = staged_name(root, ExportType.EVENTS, "2024-01-02", prefix + tail)
+    assert name.startswith(prefix)
+    assert re.fullmatch(r"[0-9a-f]{32}\.parquet", name[len(prefix) :])
+    assert name != staged_name(root, ExportType.EVENTS, "2024-01-02", prefix + tail + "x")
+
+
+def test_keys_outside_the_day_cannot_be_staged_and_are_named():
+    root = "v1/account_id=123"
+    with pytest.raises(UnmappableKeyError, match="date=2024-01-03/event=a/p.parquet"):
+        staged_name(root, ExportType.EVENTS, "2024-01-02", f"{root}/type=events/date=2024-01-03/event=a/p.parquet")
+    with pytest.raises(UnmappableKeyError, match="root"):
+        staged_name("v1/account_id=1*", ExportType.EVENTS, "2024-01-02", "v1/account_id=1*/type=events/date=2024-01-02/x")
+
+
 def test_keys_and_paths():
     root = "v1/account_id=123"
     assert (
@@ -80,7 +115,6 @@ def test_keys_and_paths():
     )
     key = "v1/account_id=123/type=events/date=2020-05-23/event=Main_Nav_javascript%3Avoid(0);/part-0.c000.snappy.parquet"
     assert partition_value_of(key, ExportType.EVENTS) == "Main_Nav_javascript%3Avoid(0);"
-    assert date_of_key(key) == "2020-05-23"
     assert is_data_file(key)
     assert not is_data_file("v1/account_id=123/type=events/date=2020-05-23/_SUCCESS")
     assert not is_data_file("v1/x/.part-00000.c000.snappy.parquet.crc")

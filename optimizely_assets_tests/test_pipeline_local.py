@@ -33,7 +33,7 @@ def test_every_day_loads_and_all_checks_pass(loaded):
         checks = checks_of(result)
         assert len(checks) == 10 and all(checks.values()), checks
     for w in written:
-        (raw,) = query(settings, f'SELECT count(*) FROM {w.export_type.value}_raw WHERE "date" = ?', [w.day])
+        (raw,) = query(settings, f'SELECT count(*) FROM {w.export_type.value}_raw WHERE export_date = ?', [w.day])
         assert raw[0] == w.rows
 
 
@@ -59,13 +59,15 @@ def test_rerunning_any_day_changes_no_counts(loaded):
     assert staged["copied"].value == 0 and staged["skipped_identical"].value > 0
 
 
-def test_event_partitions_are_decoded_in_canonical_and_kept_raw_in_raw(loaded):
-    settings, _, _, _ = loaded
-    raw = {r[0] for r in query(settings, "SELECT DISTINCT event FROM events_raw")}
-    canonical = {r[0] for r in query(settings, "SELECT DISTINCT event FROM events")}
-    assert "Main_Nav_javascript%3Avoid(0);" in raw
-    assert "Main_Nav_javascript:void(0);" in canonical
-    assert "search query/results" in canonical and "search query%2Fresults" in raw
+def test_event_names_come_from_the_files_not_from_the_percent_encoded_paths(loaded):
+    settings, written, _, _ = loaded
+    raw = {r[0] for r in query(settings, "SELECT DISTINCT event_name FROM events_raw")}
+    canonical = {r[0] for r in query(settings, "SELECT DISTINCT event_name FROM events")}
+    paths = {k for w in written for k in w.files if w.export_type is ExportType.EVENTS}
+    assert any("event=Main_Nav_javascript%3Avoid(0);" in k for k in paths)
+    assert "Main_Nav_javascript:void(0);" in raw and "search query/results" in raw
+    assert None in raw  # the event=NULL partition's rows carry a NULL event_name
+    assert raw == canonical
 
 
 def test_a_day_without_success_marker_is_refused_and_names_the_day(tmp_path):
@@ -95,20 +97,22 @@ def test_a_rewritten_day_replaces_its_partition_and_drops_stale_staged_files(loa
     result = run_day(settings, day, instance)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     expected = w.rows - w.files[dropped_key]
-    assert query(settings, 'SELECT count(*) FROM decisions_raw WHERE "date" = ?', [day])[0][0] == expected
+    assert query(settings, 'SELECT count(*) FROM decisions_raw WHERE export_date = ?', [day])[0][0] == expected
     staged = result.asset_materializations_for_node("decisions__staged_files")[0].metadata
     assert staged["deleted_stale"].value == 1
     assert not (settings.local_staging_dir / "optimizely" / dropped_key).exists()
     # the other days are untouched
     for other in (DAYS[0], DAYS[2]):
-        n = query(settings, 'SELECT count(*) FROM decisions_raw WHERE "date" = ?', [other])[0][0]
+        n = query(settings, 'SELECT count(*) FROM decisions_raw WHERE export_date = ?', [other])[0][0]
         assert n == rows_of(written, ExportType.DECISIONS, other).rows
 
 
-def test_canonical_merge_scans_only_the_days_event_window(loaded):
-    """The MERGE's target filter is derived from the day's rows, not from all history."""
+def test_canonical_merge_searches_the_export_days_of_the_dedup_horizon(loaded):
+    """The MERGE's target filter is the export day +- the horizon, whatever the rows' timestamps."""
     _, _, _, results = loaded
     meta = results[2].asset_materializations_for_node("events__canonical")[0].metadata
-    lo, hi = meta["target_event_date_window"].value.split(" .. ")
-    assert dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo) <= dt.timedelta(days=6)
-    assert dt.date.fromisoformat(lo) >= DAYS[2] - dt.timedelta(days=5)
+    lo, hi = meta["dedup_window"].value.split(" .. ")
+    assert (dt.date.fromisoformat(lo), dt.date.fromisoformat(hi)) == (
+        DAYS[2] - dt.timedelta(days=30),
+        DAYS[2] + dt.timedelta(days=30),
+    )

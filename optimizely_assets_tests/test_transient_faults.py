@@ -41,7 +41,7 @@ def test_s3_errors_and_throttling_are_retried_through_a_full_run(
         result = run_day(settings, START, DagsterInstance.ephemeral())
         assert result.success and all(checks_of(result).values())
         for t in ExportType:
-            n = query(settings, f'SELECT count(*) FROM {t.value}_raw WHERE "date" = ?', [START])[0][0]
+            n = query(settings, f'SELECT count(*) FROM {t.value}_raw WHERE export_date = ?', [START])[0][0]
             assert n == rows_of(written, t, START).rows
         assert proxy.injected >= 20  # HEAD, LIST, ranged footer GETs and full GETs all failed once
     finally:
@@ -60,7 +60,7 @@ def test_gcs_errors_are_retried_while_staging(gcs_emulator, export_dir, monkeypa
         staged = stage_day(source, staging, manifest, workers=4)
         assert staged.copied == len(manifest.files)
         blobs = {b.name: b.size for b in staging.client.list_blobs(staging.bucket)}
-        assert {f"optimizely/{f.key}": f.size for f in manifest.files} == blobs
+        assert {f"optimizely/{f.staged_name}": f.size for f in manifest.files} == blobs
         assert proxy.injected > len(manifest.files)
     finally:
         proxy.stop()
@@ -69,9 +69,9 @@ def test_gcs_errors_are_retried_while_staging(gcs_emulator, export_dir, monkeypa
 class SlowStaging(LocalStaging):
     """A slow destination, so copies outlive the source credentials."""
 
-    def put(self, key, stream, size, source_etag):
+    def put(self, key, stream, size, source_etag, source_key):
         time.sleep(0.8)
-        return super().put(key, stream, size, source_etag)
+        return super().put(key, stream, size, source_etag, source_key)
 
 
 def test_credentials_expiring_mid_copy_are_refreshed_and_never_used_expired(

@@ -1,9 +1,16 @@
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from optimizely_assets.assets.keys import CANONICAL, ONE_DAY_PER_RUN, RAW_TABLE, key, partition_day
+from optimizely_assets.assets.keys import (
+    CANONICAL,
+    ONE_DAY_PER_RUN,
+    RAW_TABLE,
+    canonical_pool,
+    key,
+    partition_day,
+)
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
-from optimizely_assets.resources.warehouse import Warehouse
+from optimizely_assets.warehouse import Warehouse
 
 
 def build_canonical_asset(export_type: ExportType, partitions_def):
@@ -14,11 +21,12 @@ def build_canonical_asset(export_type: ExportType, partitions_def):
         backfill_policy=ONE_DAY_PER_RUN,
         group_name="canonical",
         kinds={"bigquery", "table"},
-        pool="warehouse",
+        pool=canonical_pool(export_type),
         deps=[key(export_type, RAW_TABLE)],
         description=(
-            f"`{export_type.value}`: unique by event uuid. Each day's raw rows are deduplicated and only "
-            "uuids not already present are inserted; the target is scanned only around the day's event dates."
+            f"`{export_type.value}`: unique by event uuid within the dedup horizon, partitioned by export "
+            "day. Each day inserts the first copy of each uuid that canonical lacks in the export days "
+            "within the horizon; MERGEs into this table never overlap (its own pool, limit 1)."
         ),
     )
     def _canonical(
@@ -26,17 +34,21 @@ def build_canonical_asset(export_type: ExportType, partitions_def):
     ) -> MaterializeResult:
         day = partition_day(context.partition_key)
         warehouse.ensure_tables(export_type)
-        stats = warehouse.merge_canonical(export_type, day, loader.dedup_lookback_days)
+        stats = warehouse.merge_canonical(export_type, day, loader.dedup_horizon_days)
+        lo, hi = stats.window
         return MaterializeResult(
             metadata={
+                "dagster/row_count": stats.inserted,
+                "dagster/table_name": warehouse.table_uri(export_type, "canonical"),
                 "raw_rows": stats.day_rows,
                 "unique_uuids": stats.unique_uuids,
                 "duplicates_within_day": stats.day_rows - stats.null_uuid_rows - stats.unique_uuids,
                 "already_in_canonical": stats.already_present,
                 "inserted": stats.inserted,
                 "null_uuid_rows_skipped": stats.null_uuid_rows,
-                "target_event_date_window": " .. ".join(stats.window) if stats.window else "empty day",
-                **warehouse.describe(export_type),
+                "dedup_window": f"{lo} .. {hi}",
+                "added_columns": ", ".join(stats.added_columns) or "none",
+                **stats.jobs.metadata(),
             }
         )
 

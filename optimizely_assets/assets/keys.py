@@ -23,12 +23,24 @@ def key(export_type: ExportType, stage: str) -> AssetKey:
     return AssetKey([export_type.value, stage])
 
 
+def canonical_pool(export_type: ExportType) -> str:
+    """One pool per canonical table, limited to 1: insert-only MERGEs must never overlap."""
+    return f"optimizely_canonical_{export_type.value}"
+
+
 def partition_day(partition_key: str) -> dt.date:
     return dt.date.fromisoformat(partition_key)
 
 
-def md_table(header: tuple[str, str], rows: dict[str, int] | list[tuple[str, object]]) -> str:
+def md_table(header: tuple[str, str], rows: dict | list[tuple[object, object]]) -> str:
     items = rows.items() if isinstance(rows, dict) else rows
     lines = [f"| {header[0]} | {header[1]} |", "|---|---:|"]
-    lines += [f"| `{k}` | {v:,} |" if isinstance(v, int) else f"| `{k}` | {v} |" for k, v in items]
+    for k, v in items:
+        name = "NULL" if k is None else f"`{k}`"
+        lines.append(f"| {name} | {v:,} |" if isinstance(v, int) else f"| {name} | {v} |")
     return "\n".join(lines)
+
+
+def sorted_keys(counts: dict) -> dict:
+    """Counts keyed by experiment_id / event_name with NULL (None) last, for display."""
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0] is None, kv[0] or "")))

@@ -7,10 +7,12 @@ from optimizely_assets.assets.keys import (
     key,
     md_table,
     partition_day,
+    sorted_keys,
 )
 from optimizely_assets.layout import ExportType
-from optimizely_assets.resources.warehouse import Warehouse
+from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.staging_copy import StagedDay
+from optimizely_assets.warehouse import EmptyDayError, Warehouse
 
 
 def build_raw_table_asset(export_type: ExportType, partitions_def):
@@ -21,30 +23,38 @@ def build_raw_table_asset(export_type: ExportType, partitions_def):
         backfill_policy=ONE_DAY_PER_RUN,
         group_name="warehouse_raw",
         kinds={"bigquery", "table"},
-        pool="warehouse",
         ins={"staged": AssetIn(key=key(export_type, STAGED_FILES))},
         description=(
-            f"`{export_type.value}_raw`: the day's rows exactly as exported, with the path's date and "
-            f"{export_type.partition_column} as columns. One load replaces the whole day partition."
+            f"`{export_type.value}_raw`: the day's rows exactly as exported, one partition per export day. "
+            "One load replaces the whole day partition."
         ),
     )
     def _raw_table(
-        context: AssetExecutionContext, staged: StagedDay, warehouse: Warehouse
+        context: AssetExecutionContext, staged: StagedDay, warehouse: Warehouse, loader: LoaderConfig
     ) -> MaterializeResult:
         day = partition_day(context.partition_key)
         warehouse.ensure_tables(export_type)
-        rows = warehouse.load_raw_day(export_type, day, list(staged.uris), staged.type_root_uri)
+        if not staged.files and not loader.allow_empty_day:
+            held = warehouse.raw_day(export_type, day).rows
+            if held:
+                raise EmptyDayError(
+                    f"type={export_type.value} date={day}: the source now lists no files for a day that "
+                    f"holds {held:,} rows in {warehouse.table_uri(export_type, 'raw')}; nothing was "
+                    "replaced. If Optimizely really emptied the day, re-run it with the loader's "
+                    "allow_empty_day set."
+                )
+        result = warehouse.load_raw_day(export_type, day, list(staged.files), list(staged.added_fields))
         summary = warehouse.raw_day(export_type, day)
         return MaterializeResult(
             metadata={
-                "dagster/row_count": rows,
-                "files_loaded": len(staged.uris),
-                f"{export_type.partition_column}s": len(summary.partition_rows),
-                **warehouse.describe(export_type),
-                f"rows_by_{export_type.partition_column}": MetadataValue.md(
-                    md_table(
-                        (export_type.partition_column, "rows"), dict(sorted(summary.partition_rows.items()))
-                    )
+                "dagster/row_count": result.rows,
+                "dagster/table_name": warehouse.table_uri(export_type, "raw"),
+                "files_loaded": len(staged.files),
+                f"{export_type.key_column}s": len(summary.key_rows),
+                "added_columns": ", ".join(result.added_columns) or "none",
+                **result.jobs.metadata(),
+                f"rows_by_{export_type.key_column}": MetadataValue.md(
+                    md_table((export_type.key_column, "rows"), sorted_keys(summary.key_rows))
                 ),
             }
         )

@@ -37,14 +37,12 @@ def build_staged_files_asset(export_type: ExportType, partitions_def):
         return Output(
             staged,
             metadata={
-                "files": len(staged.uris),
+                "files": len(staged.files),
                 "copied": staged.copied,
                 "skipped_identical": staged.skipped,
                 "deleted_stale": staged.deleted,
                 "bytes_copied": MetadataValue.int(staged.bytes_copied),
-                "staging_prefix": MetadataValue.path(
-                    staged.type_root_uri + f"/date={manifest.day.isoformat()}/"
-                ),
+                "staging_prefix": MetadataValue.path(staged.day_uri),
             },
         )
 

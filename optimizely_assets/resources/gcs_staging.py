@@ -40,9 +40,9 @@ class GCSStaging(Staging):
             out[key] = StagedObject(key, int(blob.size or 0), etag)
         return out
 
-    def put(self, key: str, stream: BinaryIO, size: int, source_etag: str) -> None:
+    def put(self, key: str, stream: BinaryIO, size: int, source_etag: str, source_key: str) -> None:
         blob = self.client.bucket(self.bucket).blob(self._name(key), chunk_size=CHUNK_BYTES)
-        blob.metadata = {"source_etag": source_etag}
+        blob.metadata = {"source_etag": source_etag, "source_key": source_key}
         # Resumable upload in 8 MiB chunks straight from the S3 body: memory stays flat.
         blob.upload_from_file(stream, size=size, content_type="application/octet-stream")
 
@@ -53,5 +53,5 @@ class GCSStaging(Staging):
             if blob.exists():
                 blob.delete()
 
-    def commit_day(self, prefix: str, etags: dict[str, str]) -> None:
-        """Nothing to do: each GCS object carries its source ETag in its own metadata."""
+    def commit_day(self, prefix: str, sources: dict[str, tuple[str, str]]) -> None:
+        """Nothing to do: each GCS object carries its source ETag and key in its own metadata."""

@@ -26,9 +26,20 @@ class LoaderConfig(ConfigurableResource):
     footer_workers: int = Field(default=16, description="Parallel ranged footer reads.")
     copy_workers: int = Field(default=8, description="Parallel streamed copies to staging.")
     copy_attempts: int = Field(default=4, description="Attempts per file copy before the day fails.")
-    dedup_lookback_days: int = Field(
-        default=1,
-        description="Canonical MERGE scans target event dates of the day's rows widened by this many days.",
+    dedup_horizon_days: int = Field(
+        default=30,
+        ge=0,
+        description=(
+            "A uuid re-sent within this many export days of its first load is never inserted twice, "
+            "whatever its timestamps. A day's MERGE and checks read 2N+1 canonical partitions."
+        ),
+    )
+    allow_empty_day: bool = Field(
+        default=False,
+        description=(
+            "A day that already holds rows and comes back with no files fails (nothing is replaced) "
+            "unless this is set for that run."
+        ),
     )
     freshness_sla_hours: float = Field(
         default=36.0,

@@ -104,14 +104,14 @@ class S3ExportSource(ExportSource):
                 out.append(SourceObject(o["Key"], o["Size"], o["ETag"].strip('"'), o["LastModified"]))
         return out
 
-    def footer(self, obj: SourceObject) -> Footer:
+    def footer(self, obj: SourceObject, value_columns: tuple[str, ...] = ()) -> Footer:
         def fetch(start: int, end: int) -> bytes:
             r = self.client.get_object(
                 Bucket=self.bucket_name, Key=obj.key, Range=f"bytes={start}-{end}", IfMatch=obj.etag
             )
             return r["Body"].read()
 
-        return read_footer(RangedReader(obj.size, fetch), self.uri(obj.key))
+        return read_footer(RangedReader(obj.size, fetch), self.uri(obj.key), value_columns)
 
     @contextmanager
     def open_stream(self, key: str) -> Iterator[BinaryIO]:

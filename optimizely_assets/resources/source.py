@@ -41,7 +41,8 @@ class ExportSource(ConfigurableResource):
     def list_objects(self, prefix: str) -> list[SourceObject]:
         raise NotImplementedError
 
-    def footer(self, obj: SourceObject) -> Footer:
+    def footer(self, obj: SourceObject, value_columns: tuple[str, ...] = ()) -> Footer:
+        """The file's footer, read without downloading its body; see ``read_footer``."""
         raise NotImplementedError
 
     def open_stream(self, key: str) -> Iterator[BinaryIO]:
@@ -87,9 +88,9 @@ class LocalExportSource(ExportSource):
             key=lambda o: o.key,
         )
 
-    def footer(self, obj: SourceObject) -> Footer:
+    def footer(self, obj: SourceObject, value_columns: tuple[str, ...] = ()) -> Footer:
         with open(self._path(obj.key), "rb") as fh:
-            return read_footer(fh, self.uri(obj.key))
+            return read_footer(fh, self.uri(obj.key), value_columns)
 
     @contextmanager
     def open_stream(self, key: str) -> Iterator[BinaryIO]:

@@ -36,13 +36,14 @@ class Staging(ConfigurableResource):
     def existing(self, prefix: str) -> dict[str, StagedObject]:
         raise NotImplementedError
 
-    def put(self, key: str, stream: BinaryIO, size: int, source_etag: str) -> None:
+    def put(self, key: str, stream: BinaryIO, size: int, source_etag: str, source_key: str) -> None:
         raise NotImplementedError
 
     def delete(self, keys: list[str]) -> None:
         raise NotImplementedError
 
-    def commit_day(self, prefix: str, etags: dict[str, str]) -> None:
+    def commit_day(self, prefix: str, sources: dict[str, tuple[str, str]]) -> None:
+        """Record, per staged name, the (source ETag, source key) it holds."""
         raise NotImplementedError
 
 
@@ -53,7 +54,12 @@ class LocalStaging(Staging):
     prefix: str = "optimizely"
 
     def _path(self, key: str) -> Path:
-        return Path(self.root_dir) / self.prefix / key
+        base = (Path(self.root_dir) / self.prefix).resolve()
+        path = (base / key).resolve()
+        # Names come from layout.staged_name; this guard keeps any other name inside the root too.
+        if base != path and base not in path.parents:
+            raise ValueError(f"staging name {key!r} points outside the staging directory {base}")
+        return path
 
     def uri(self, key: str) -> str:
         return str(self._path(key).resolve())
@@ -61,7 +67,8 @@ class LocalStaging(Staging):
     def existing(self, prefix: str) -> dict[str, StagedObject]:
         base = self._path(prefix)
         etags_file = base / _ETAGS_FILE
-        etags = json.loads(etags_file.read_text()) if etags_file.is_file() else {}
+        recorded = json.loads(etags_file.read_text()) if etags_file.is_file() else {}
+        etags = {k: v[0] if isinstance(v, list) else v for k, v in recorded.items()}
         out: dict[str, StagedObject] = {}
         for d, _, files in os.walk(base):
             for f in files:
@@ -72,7 +79,7 @@ class LocalStaging(Staging):
                 out[key] = StagedObject(key, path.stat().st_size, etags.get(key))
         return out
 
-    def put(self, key: str, stream: BinaryIO, size: int, source_etag: str) -> None:
+    def put(self, key: str, stream: BinaryIO, size: int, source_etag: str, source_key: str) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename: a reader never sees half a file.
@@ -92,9 +99,9 @@ class LocalStaging(Staging):
         for key in keys:
             self._path(key).unlink(missing_ok=True)
 
-    def commit_day(self, prefix: str, etags: dict[str, str]) -> None:
+    def commit_day(self, prefix: str, sources: dict[str, tuple[str, str]]) -> None:
         base = self._path(prefix)
         base.mkdir(parents=True, exist_ok=True)
         tmp = base / f".tmp-{_ETAGS_FILE}"
-        tmp.write_text(json.dumps(etags, sort_keys=True))
+        tmp.write_text(json.dumps({k: list(v) for k, v in sources.items()}, sort_keys=True))
         os.replace(tmp, base / _ETAGS_FILE)

@@ -1,0 +1,210 @@
+"""What every warehouse backend does, and the semantics they share, defined once.
+
+Tables per export type ``t`` (decisions | events):
+
+- ``{t}_raw``: the day's rows exactly as exported, one partition per export date, replaced whole
+  by each load. Only the files' own columns: nothing is taken from the path.
+- ``{t}``: canonical, unique by ``uuid`` within the dedup horizon; the source columns plus
+  ``export_date`` (the export day that first delivered the uuid, its partition) and
+  ``event_date`` (``DATE(COALESCE(timestamp, process_timestamp))`` in UTC, for convenience).
+
+Dedup horizon: a day's MERGE looks for its uuids in canonical export dates
+``[day - H, day + H]`` (``dedup_window``). The window depends on the export day only, never on
+client timestamps, so a re-send with another or a NULL timestamp is still found, a 1970 device
+clock cannot widen it, and a day's cost is bounded by ``2H + 1`` partitions, not by history.
+It is symmetric so that loading days out of order (backfills, re-runs) finds later copies too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from dagster import ConfigurableResource
+
+from optimizely_assets.layout import ExportType
+from optimizely_assets.schemas import SCHEMAS
+from optimizely_assets.staging_copy import StagedFile
+
+# Canonical columns that are not source columns.
+EXPORT_DATE = "export_date"
+EVENT_DATE = "event_date"
+
+CLUSTERING = {
+    ExportType.DECISIONS: ["experiment_id", "visitor_id"],
+    ExportType.EVENTS: ["event_name", "visitor_id"],
+}
+
+
+class MergeConcurrencyError(RuntimeError):
+    """Canonical MERGEs into one table could run side by side; the message says how to fix it."""
+
+
+class EmptyDayError(RuntimeError):
+    """A day that holds rows came back with no files; replacing it needs explicit permission."""
+
+
+@dataclass(frozen=True)
+class TableNames:
+    raw: str
+    canonical: str
+
+
+def table_names(export_type: ExportType) -> TableNames:
+    return TableNames(raw=f"{export_type.value}_raw", canonical=export_type.value)
+
+
+def dedup_window(day: dt.date, horizon_days: int) -> tuple[dt.date, dt.date]:
+    """Canonical export dates a day's uuids are looked up in (module docstring)."""
+    span = dt.timedelta(days=int(horizon_days))
+    return day - span, day + span
+
+
+# --- which copy of a uuid wins --------------------------------------------------------------
+# The first copy received wins: ordered by process_timestamp, then timestamp, then every other
+# column of the known schema, so copies that tie on the timestamps still give the same winner on
+# both backends. NULLs sort last. Nested columns compare as a text both backends build alike.
+
+
+@dataclass(frozen=True)
+class OrderColumn:
+    name: str
+    nested_fields: tuple[str, ...] = ()  # list<struct> or map (as key, value): its fields, in order
+
+    @property
+    def is_nested(self) -> bool:
+        return bool(self.nested_fields)
+
+
+def winner_order(export_type: ExportType) -> list[OrderColumn]:
+    schema = SCHEMAS[export_type]
+    first = ["process_timestamp", "timestamp"]
+    rest = [f for f in schema if f.name not in first and f.name != "uuid"]
+    out = [OrderColumn(n) for n in first]
+    for f in rest:
+        if pa.types.is_list(f.type) and pa.types.is_struct(f.type.value_type):
+            out.append(OrderColumn(f.name, tuple(c.name for c in f.type.value_type)))
+        elif pa.types.is_map(f.type):
+            out.append(OrderColumn(f.name, ("key", "value")))
+        else:
+            out.append(OrderColumn(f.name))
+    return out
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """What BigQuery reports for the jobs of one operation (zeros on DuckDB)."""
+
+    jobs: int = 0
+    bytes_processed: int = 0
+    bytes_billed: int = 0
+    slot_ms: int = 0
+    job_ids: tuple[str, ...] = ()
+
+    def __add__(self, other: JobStats) -> JobStats:
+        return JobStats(
+            self.jobs + other.jobs,
+            self.bytes_processed + other.bytes_processed,
+            self.bytes_billed + other.bytes_billed,
+            self.slot_ms + other.slot_ms,
+            self.job_ids + other.job_ids,
+        )
+
+    def metadata(self) -> dict[str, int]:
+        if not self.jobs:
+            return {}
+        return {
+            "bigquery_jobs": self.jobs,
+            "bytes_processed": self.bytes_processed,
+            "bytes_billed": self.bytes_billed,
+            "slot_ms": self.slot_ms,
+        }
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rows: int
+    added_columns: tuple[str, ...] = ()
+    jobs: JobStats = JobStats()
+
+
+@dataclass(frozen=True)
+class MergeStats:
+    day_rows: int  # raw rows of the export day
+    unique_uuids: int  # distinct non-null uuids among them
+    null_uuid_rows: int  # rows without a uuid: they cannot be deduplicated and stay out of canonical
+    inserted: int  # new uuids written to canonical
+    window: tuple[dt.date, dt.date]  # canonical export dates searched for the day's uuids
+    added_columns: tuple[str, ...] = ()  # columns added to canonical by this MERGE
+    jobs: JobStats = JobStats()
+
+    @property
+    def already_present(self) -> int:
+        return self.unique_uuids - self.inserted
+
+
+@dataclass(frozen=True)
+class DaySummary:
+    rows: int
+    key_rows: dict[str | None, int] = field(default_factory=dict)  # experiment_id / event_name -> rows
+
+
+class Warehouse(ConfigurableResource):
+    """One warehouse backend. Implementations: ``duckdb.DuckDBWarehouse``, ``bigquery.BigQueryWarehouse``."""
+
+    @property
+    def kind(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def merges_serialised_by_backend(self) -> bool:
+        """True when the backend itself never runs two MERGEs into one table side by side."""
+        raise NotImplementedError
+
+    def ensure_tables(self, export_type: ExportType) -> None:
+        raise NotImplementedError
+
+    def load_raw_day(
+        self, export_type: ExportType, day: dt.date, files: list[StagedFile], added: list[pa.Field]
+    ) -> LoadResult:
+        """Replace the day's raw partition with exactly these files: fully or not at all."""
+        raise NotImplementedError
+
+    def merge_canonical(self, export_type: ExportType, day: dt.date, horizon_days: int) -> MergeStats:
+        raise NotImplementedError
+
+    def raw_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
+        raise NotImplementedError
+
+    def canonical_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
+        raise NotImplementedError
+
+    def duplicate_uuids(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int]]:
+        """uuids of the day's canonical rows found more than once in the day's dedup window."""
+        raise NotImplementedError
+
+    def missing_from_canonical(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> dict[str | None, int]:
+        """Per key value: raw uuids of the day that canonical lacks within the dedup window."""
+        raise NotImplementedError
+
+    def table_uri(self, export_type: ExportType, which: str) -> str:
+        """``which`` is ``raw`` or ``canonical``; a name a user can paste into a query."""
+        raise NotImplementedError
+
+
+def name_failed_files(what: str, exc: Exception, files: list[StagedFile]) -> str:
+    """A load error with the source key of each staged file it mentions (else of those attempted)."""
+    text = str(exc)
+    named = [f for f in files if f.uri in text or f.uri.rsplit("/", 1)[-1] in text]
+    listed = named or files
+    lines = [f"  {f.source_uri} (staged as {f.uri})" for f in listed[:20]]
+    if len(listed) > 20:
+        lines.append(f"  ... and {len(listed) - 20} more")
+    scope = "file(s)" if named else "files attempted (the error names none of them)"
+    return f"{what}: {type(exc).__name__}: {text}\n{scope}:\n" + "\n".join(lines)

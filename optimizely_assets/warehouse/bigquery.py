@@ -1,0 +1,287 @@
+"""BigQuery: load jobs from staged ``gs://`` URIs, single-statement MERGEs, aggregate checks.
+
+Only documented behaviour is relied on; ``docs/bigquery.md`` lists each with its source, and
+``optimizely-assets preflight`` exercises them on the user's own project.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pydantic import Field, PrivateAttr
+
+from optimizely_assets.layout import ExportType, compact_date
+from optimizely_assets.schemas import bigquery_source_fields
+from optimizely_assets.staging_copy import StagedFile
+from optimizely_assets.warehouse import bigquery_sql as sql
+from optimizely_assets.warehouse.base import (
+    CLUSTERING,
+    EVENT_DATE,
+    EXPORT_DATE,
+    DaySummary,
+    JobStats,
+    LoadResult,
+    MergeStats,
+    Warehouse,
+    dedup_window,
+    name_failed_files,
+    table_names,
+)
+
+URIS_PER_LOAD_JOB = 10_000  # documented limit of source URIs per load job
+DEFAULT_MAXIMUM_BYTES_BILLED = 1 << 40  # 1 TiB per query job
+
+
+@dataclass(frozen=True)
+class PlannedQuery:
+    name: str
+    sql: str
+    dml: bool = False
+
+
+class BigQueryWarehouse(Warehouse):
+    project: str = Field(description="GCP project that runs the jobs and holds the dataset.")
+    dataset: str = "optimizely_e3"
+    location: str = "US"
+    api_endpoint: str | None = Field(default=None, description="Emulator endpoint; unset for BigQuery.")
+    maximum_bytes_billed: int | None = Field(
+        default=DEFAULT_MAXIMUM_BYTES_BILLED,
+        description="Every query job fails rather than bill more than this; None turns the guard off.",
+    )
+
+    _client = PrivateAttr(default=None)
+
+    @property
+    def kind(self) -> str:
+        return "bigquery"
+
+    @property
+    def merges_serialised_by_backend(self) -> bool:
+        # Insert-only MERGEs into one table run side by side (documented): Dagster must serialise them.
+        return False
+
+    @property
+    def client(self):
+        if self._client is None:
+            from google.cloud import bigquery
+
+            if self.api_endpoint:
+                from google.auth.credentials import AnonymousCredentials
+
+                self._client = bigquery.Client(
+                    project=self.project,
+                    location=self.location,
+                    credentials=AnonymousCredentials(),
+                    client_options={"api_endpoint": self.api_endpoint},
+                )
+            else:
+                self._client = bigquery.Client(project=self.project, location=self.location)
+        return self._client
+
+    # --- names ----------------------------------------------------------------------------
+
+    def table_id(self, name: str) -> str:
+        return f"{self.project}.{self.dataset}.{name}"
+
+    def _ref(self, name: str) -> str:
+        return f"`{self.table_id(name)}`"
+
+    def table_uri(self, export_type: ExportType, which: str) -> str:
+        return self.table_id(getattr(table_names(export_type), which))
+
+    def raw_partition(self, export_type: ExportType, day: dt.date) -> str:
+        """``project.dataset.t_raw$YYYYMMDD``: WRITE_TRUNCATE to it replaces exactly one day."""
+        return f"{self.table_id(table_names(export_type).raw)}${compact_date(day)}"
+
+    def raw_day_filter(self, day: dt.date) -> str:
+        return sql.raw_day_filter(day)
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def query_config(self, **kwargs):
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(labels={"optimizely_assets": "true"}, **kwargs)
+        if self.maximum_bytes_billed:
+            config.maximum_bytes_billed = int(self.maximum_bytes_billed)
+        return config
+
+    def run_query(self, query: str, **config) -> tuple[list[tuple], JobStats]:
+        job = self.client.query(query, job_config=self.query_config(**config))
+        rows = [tuple(r.values()) for r in job.result()]
+        return rows, _stats(job)
+
+    def ensure_tables(self, export_type: ExportType) -> None:
+        from google.cloud import bigquery
+
+        self.client.create_dataset(bigquery.Dataset(f"{self.project}.{self.dataset}"), exists_ok=True)
+        names = table_names(export_type)
+        source = [bigquery.SchemaField.from_api_repr(f) for f in bigquery_source_fields(export_type)]
+        raw = bigquery.Table(self.table_id(names.raw), schema=source)
+        # Ingestion-time partitions, one per export day, written only through `raw$YYYYMMDD`.
+        raw.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY)
+        canonical = bigquery.Table(
+            self.table_id(names.canonical),
+            schema=[*source, bigquery.SchemaField(EXPORT_DATE, "DATE"), bigquery.SchemaField(EVENT_DATE, "DATE")],
+        )
+        canonical.time_partitioning = bigquery.TimePartitioning(field=EXPORT_DATE)
+        canonical.clustering_fields = CLUSTERING[export_type]
+        for table in (raw, canonical):
+            self.client.create_table(table, exists_ok=True)
+
+    def load_job_config(self, write_disposition: str = "WRITE_TRUNCATE"):
+        """Parquet, list inference, maps as ARRAY<STRUCT<key, value>>, new columns allowed."""
+        from google.cloud import bigquery
+
+        parquet = bigquery.ParquetOptions()
+        parquet.enable_list_inference = True
+        parquet.map_target_type = "ARRAY_OF_STRUCT"
+        return bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=write_disposition,
+            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+            schema_update_options=[bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION],
+            parquet_options=parquet,
+            labels={"optimizely_assets": "true"},
+        )
+
+    def _load(self, uris: list[str], destination: str, disposition: str = "WRITE_TRUNCATE") -> tuple[int, JobStats]:
+        job = self.client.load_table_from_uri(uris, destination, job_config=self.load_job_config(disposition))
+        job.result()
+        return int(job.output_rows or 0), _stats(job)
+
+    def load_raw_day(
+        self, export_type: ExportType, day: dt.date, files: list[StagedFile], added: list[pa.Field]
+    ) -> LoadResult:
+        raw = table_names(export_type).raw
+        before = {f.name for f in self.client.get_table(self.table_id(raw)).schema}
+        uris = [f.uri for f in files]
+        if not uris:
+            _, stats = self.run_query(sql.delete_raw_day(self._ref(raw), self.raw_day_filter(day)))
+            return LoadResult(0, (), stats)
+        try:
+            if len(uris) <= URIS_PER_LOAD_JOB:
+                rows, stats = self._load(uris, self.raw_partition(export_type, day))
+            else:
+                rows, stats = self._load_many(export_type, day, uris)
+        except Exception as exc:
+            raise RuntimeError(name_failed_files(f"loading {export_type.value} {day} failed", exc, files)) from exc
+        after = [f.name for f in self.client.get_table(self.table_id(raw)).schema]
+        return LoadResult(rows, tuple(n for n in after if n not in before), stats)
+
+    def _load_many(self, export_type: ExportType, day: dt.date, uris: list[str]) -> tuple[int, JobStats]:
+        """More files than one load job takes: explicit URIs (no wildcard: the files' schemas may
+        differ) into a scratch table, then one query job replaces the day from it atomically."""
+        from google.cloud import bigquery
+
+        raw = self.client.get_table(self.table_id(table_names(export_type).raw))
+        scratch_id = self.table_id(f"_scratch_{export_type.value}_raw_{compact_date(day)}")
+        scratch = bigquery.Table(scratch_id, schema=raw.schema)
+        scratch.expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)  # no litter after a crash
+        self.client.delete_table(scratch_id, not_found_ok=True)
+        self.client.create_table(scratch)
+        stats = JobStats()
+        try:
+            for i in range(0, len(uris), URIS_PER_LOAD_JOB):
+                _, s = self._load(uris[i : i + URIS_PER_LOAD_JOB], scratch_id, "WRITE_APPEND")
+                stats += s
+            rows, s = self.run_query(
+                sql.copy_scratch(f"`{scratch_id}`"),
+                destination=self.raw_partition(export_type, day),
+                write_disposition="WRITE_TRUNCATE",
+                schema_update_options=["ALLOW_FIELD_ADDITION"],
+            )
+            stats += s
+        finally:
+            self.client.delete_table(scratch_id, not_found_ok=True)
+        (count,), _ = self.run_query(
+            f"SELECT COUNT(*) FROM {self._ref(table_names(export_type).raw)} WHERE {self.raw_day_filter(day)}"
+        )
+        return int(count[0]), stats
+
+    def sync_canonical_columns(self, export_type: ExportType) -> tuple[list[str], tuple[str, ...]]:
+        """Add raw's new columns to canonical (tables.patch); returns (source columns, added)."""
+        names = table_names(export_type)
+        raw = self.client.get_table(self.table_id(names.raw))
+        canonical = self.client.get_table(self.table_id(names.canonical))
+        have = {f.name for f in canonical.schema}
+        new = [f for f in raw.schema if f.name not in have and f.name not in (EXPORT_DATE, EVENT_DATE)]
+        if new:
+            canonical.schema = [*canonical.schema, *new]
+            self.client.update_table(canonical, ["schema"])
+        columns = [f.name for f in raw.schema if f.name not in (EXPORT_DATE, EVENT_DATE)]
+        return columns, tuple(f.name for f in new)
+
+    def day_queries(
+        self, export_type: ExportType, day: dt.date, horizon_days: int, columns: list[str] | None = None
+    ) -> list[PlannedQuery]:
+        """Every query the pipeline runs for one day: what it executes, preflight dry-runs, tests lint."""
+        names = table_names(export_type)
+        raw, canonical = self._ref(names.raw), self._ref(names.canonical)
+        raw_day, key = self.raw_day_filter(day), export_type.key_column
+        window = dedup_window(day, horizon_days)
+        columns = columns or [f["name"] for f in bigquery_source_fields(export_type)]
+        return [
+            PlannedQuery("delete_raw_day", sql.delete_raw_day(raw, raw_day), dml=True),
+            PlannedQuery("day_stats", sql.day_stats(raw, raw_day)),
+            PlannedQuery(
+                "merge_canonical",
+                sql.merge_canonical(export_type, raw, canonical, raw_day, day, window, columns),
+                dml=True,
+            ),
+            PlannedQuery("raw_key_counts", sql.raw_key_counts(raw, key, raw_day)),
+            PlannedQuery("canonical_key_counts", sql.canonical_key_counts(canonical, key, day)),
+            PlannedQuery("duplicate_uuids", sql.duplicate_uuids(canonical, day, window)),
+            PlannedQuery("missing_from_canonical", sql.missing_from_canonical(raw, canonical, key, raw_day, window)),
+        ]
+
+    def _planned(self, export_type: ExportType, day: dt.date, horizon_days: int, name: str, **kw) -> str:
+        return next(p.sql for p in self.day_queries(export_type, day, horizon_days, **kw) if p.name == name)
+
+    def merge_canonical(self, export_type: ExportType, day: dt.date, horizon_days: int) -> MergeStats:
+        columns, added = self.sync_canonical_columns(export_type)
+        ((day_rows, unique, nulls),), stats = self.run_query(
+            self._planned(export_type, day, horizon_days, "day_stats")
+        )
+        job = self.client.query(
+            self._planned(export_type, day, horizon_days, "merge_canonical", columns=columns),
+            job_config=self.query_config(),
+        )
+        job.result()
+        inserted = int(job.num_dml_affected_rows or 0)
+        window = dedup_window(day, horizon_days)
+        return MergeStats(int(day_rows), int(unique), int(nulls), inserted, window, added, stats + _stats(job))
+
+    def _key_counts(self, query: str) -> DaySummary:
+        rows, _ = self.run_query(query)
+        counts = {(None if k is None else str(k)): int(n) for k, n in rows}
+        return DaySummary(sum(counts.values()), counts)
+
+    def raw_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
+        return self._key_counts(self._planned(export_type, day, 0, "raw_key_counts"))
+
+    def canonical_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
+        return self._key_counts(self._planned(export_type, day, 0, "canonical_key_counts"))
+
+    def duplicate_uuids(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int]]:
+        rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "duplicate_uuids"))
+        return [(str(u), int(n)) for u, n in rows]
+
+    def missing_from_canonical(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> dict[str | None, int]:
+        rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "missing_from_canonical"))
+        return {(None if k is None else str(k)): int(n) for k, n in rows}
+
+
+def _stats(job) -> JobStats:
+    return JobStats(
+        jobs=1,
+        bytes_processed=int(getattr(job, "total_bytes_processed", None) or 0),
+        bytes_billed=int(getattr(job, "total_bytes_billed", None) or 0),
+        slot_ms=int(getattr(job, "slot_millis", None) or 0),
+        job_ids=(job.job_id,) if getattr(job, "job_id", None) else (),
+    )
+

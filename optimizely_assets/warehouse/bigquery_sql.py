@@ -1,0 +1,112 @@
+"""BigQuery SQL text: pure functions, beside ``bigquery.py`` that runs them.
+
+Every statement is a single statement (no scripts, no variables). Dates are inlined as literals
+built from ``datetime.date`` values, because BigQuery documents partition pruning on constant
+filters; whether script variables or parameters prune is not promised (docs/bigquery.md).
+Raw is an ingestion-time partitioned table: its day is selected with ``raw_day_filter``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from optimizely_assets.layout import ExportType
+from optimizely_assets.warehouse.base import EVENT_DATE, EXPORT_DATE, OrderColumn, winner_order
+
+
+def q(name: str) -> str:
+    return f"`{name}`"
+
+
+def lit(day: dt.date) -> str:
+    return f"DATE '{dt.date.fromisoformat(str(day)).isoformat()}'"
+
+
+def raw_day_filter(day: dt.date) -> str:
+    """Rows of one export day in the ingestion-time partitioned raw table."""
+    return f"_PARTITIONDATE = {lit(day)}"
+
+
+def _between(window: tuple[dt.date, dt.date]) -> str:
+    return f"{EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}"
+
+
+def delete_raw_day(raw: str, raw_day: str) -> str:
+    return f"DELETE FROM {raw} WHERE {raw_day}"
+
+
+def day_stats(raw: str, raw_day: str) -> str:
+    return f"SELECT COUNT(*), COUNT(DISTINCT uuid), COUNTIF(uuid IS NULL) FROM {raw} WHERE {raw_day}"
+
+
+def _order_key(c: OrderColumn) -> str:
+    if not c.is_nested:
+        return f"{q(c.name)} ASC NULLS LAST"
+    # The same text as DuckDB builds: fields joined by \x1f, NULL as \x01, elements by \x1e.
+    parts = ", '\\x1f', ".join(f"IFNULL(CAST(e.{q(f)} AS STRING), '\\x01')" for f in c.nested_fields)
+    return (
+        f"ARRAY_TO_STRING(ARRAY(SELECT CONCAT({parts}) FROM UNNEST({q(c.name)}) AS e "
+        f"WITH OFFSET AS o ORDER BY o), '\\x1e') ASC"
+    )
+
+
+def merge_canonical(
+    export_type: ExportType,
+    raw: str,
+    canonical: str,
+    raw_day: str,
+    day: dt.date,
+    window: tuple[dt.date, dt.date],
+    columns: list[str],
+) -> str:
+    """One MERGE: the day's first copy of each uuid that canonical lacks in the window.
+
+    The window filter sits in the ON clause, on the target's partitioning column, as the DML
+    documentation describes for pruning a MERGE's target.
+    """
+    order = ", ".join(_order_key(c) for c in winner_order(export_type))
+    target = [*columns, EXPORT_DATE, EVENT_DATE]
+    return f"""MERGE {canonical} AS T
+USING (
+  SELECT {", ".join(q(c) for c in columns)},
+         {lit(day)} AS {EXPORT_DATE},
+         DATE(COALESCE(`timestamp`, process_timestamp)) AS {EVENT_DATE}
+  FROM {raw}
+  WHERE {raw_day} AND uuid IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY uuid ORDER BY {order}) = 1
+) AS S
+ON T.uuid = S.uuid AND T.{_between(window)}
+WHEN NOT MATCHED THEN
+  INSERT ({", ".join(q(c) for c in target)})
+  VALUES ({", ".join(f"S.{q(c)}" for c in target)})"""
+
+
+def raw_key_counts(raw: str, key: str, raw_day: str) -> str:
+    return f"SELECT {q(key)}, COUNT(*) FROM {raw} WHERE {raw_day} GROUP BY 1"
+
+
+def canonical_key_counts(canonical: str, key: str, day: dt.date) -> str:
+    return f"SELECT {q(key)}, COUNT(*) FROM {canonical} WHERE {EXPORT_DATE} = {lit(day)} GROUP BY 1"
+
+
+def duplicate_uuids(canonical: str, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
+    return (
+        f"SELECT uuid, COUNT(*) FROM {canonical} WHERE {_between(window)} "
+        f"AND uuid IN (SELECT uuid FROM {canonical} WHERE {EXPORT_DATE} = {lit(day)}) "
+        f"GROUP BY uuid HAVING COUNT(*) > 1 ORDER BY uuid LIMIT 20"
+    )
+
+
+def missing_from_canonical(
+    raw: str, canonical: str, key: str, raw_day: str, window: tuple[dt.date, dt.date]
+) -> str:
+    return (
+        f"SELECT r.{q(key)}, COUNT(DISTINCT r.uuid) FROM "
+        f"(SELECT uuid, {q(key)} FROM {raw} WHERE {raw_day} AND uuid IS NOT NULL) AS r "
+        f"LEFT JOIN (SELECT uuid FROM {canonical} WHERE {_between(window)}) AS t ON t.uuid = r.uuid "
+        f"WHERE t.uuid IS NULL GROUP BY 1"
+    )
+
+
+def copy_scratch(scratch: str) -> str:
+    return f"SELECT * FROM {scratch}"

@@ -1,0 +1,169 @@
+"""DuckDB as the embedded warehouse: same tables and semantics as BigQuery, in one local file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from pydantic import Field
+
+from optimizely_assets.layout import ExportType
+from optimizely_assets.staging_copy import StagedFile
+from optimizely_assets.warehouse import duckdb_sql as sql
+from optimizely_assets.warehouse.base import (
+    EVENT_DATE,
+    EXPORT_DATE,
+    DaySummary,
+    LoadResult,
+    MergeStats,
+    Warehouse,
+    dedup_window,
+    name_failed_files,
+    table_names,
+)
+
+# Files per read_parquet statement: one statement over 10,000 files holds every file's metadata
+# and buffers at once; batches inside one transaction keep memory flat and the day atomic.
+FILES_PER_STATEMENT = 200
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    return "lock" in str(exc).lower()
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB file. One writing process at a time: a second one waits for the file lock."""
+
+    path: str = Field(description="DuckDB database file.")
+    memory_limit: str = Field(
+        default="512MB", description="DuckDB memory_limit; sorts and joins spill to disk beyond it."
+    )
+    lock_timeout_seconds: float = 600.0
+
+    @property
+    def kind(self) -> str:
+        return "duckdb"
+
+    @property
+    def merges_serialised_by_backend(self) -> bool:
+        # DuckDB lets one process open the file for writing; the others wait in `connect`.
+        return True
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 2.0)
+        try:
+            # Spark's timestamps carry no UTC annotation; DuckDB would read them in the process's zone.
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def ensure_tables(self, export_type: ExportType) -> None:
+        with self.connect() as con:
+            for stmt in sql.create_tables(export_type):
+                con.execute(stmt)
+
+    @staticmethod
+    def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+        rows = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return {name: type_ for name, type_ in rows}
+
+    def load_raw_day(
+        self, export_type: ExportType, day: dt.date, files: list[StagedFile], added: list[pa.Field]
+    ) -> LoadResult:
+        raw = table_names(export_type).raw
+        with self.transaction() as con:
+            existing = self._columns(con, raw)
+            new = [f for f in added if f.name not in existing]
+            for f in new:
+                con.execute(sql.add_column(raw, f.name, sql.column_type(f)))
+            con.execute(sql.delete_raw_day(export_type, day))
+            insert = sql.insert_raw_files(export_type, day)
+            for i in range(0, len(files), FILES_PER_STATEMENT):
+                batch = files[i : i + FILES_PER_STATEMENT]
+                try:
+                    con.execute(insert, {"files": [Path(f.uri).as_posix() for f in batch]})
+                except duckdb.Error as exc:
+                    raise RuntimeError(name_failed_files(f"loading {export_type.value} {day} failed", exc, batch)) from exc
+            (rows,) = con.execute(
+                f"SELECT count(*) FROM {raw} WHERE {EXPORT_DATE} = {sql.lit(day)}"
+            ).fetchone()
+        return LoadResult(int(rows), tuple(f.name for f in new))
+
+    def merge_canonical(self, export_type: ExportType, day: dt.date, horizon_days: int) -> MergeStats:
+        t = table_names(export_type)
+        window = dedup_window(day, horizon_days)
+        with self.transaction() as con:
+            raw_cols = self._columns(con, t.raw)
+            canon_cols = self._columns(con, t.canonical)
+            # Columns Optimizely added reach canonical too, with raw's type.
+            added = [c for c in raw_cols if c not in canon_cols and c != EXPORT_DATE]
+            for c in added:
+                con.execute(sql.add_column(t.canonical, c, raw_cols[c]))
+            day_rows, unique, nulls = con.execute(sql.day_stats(export_type, day)).fetchone()
+            columns = [c for c in raw_cols if c not in (EXPORT_DATE, EVENT_DATE)]
+            (inserted,) = con.execute(sql.merge_canonical(export_type, day, window, columns)).fetchone()
+        return MergeStats(int(day_rows), int(unique), int(nulls), int(inserted), window, tuple(added))
+
+    def _key_counts(self, table: str, key: str, day: dt.date) -> DaySummary:
+        with self.connect() as con:
+            rows = con.execute(sql.key_counts(table, key, day)).fetchall()
+        counts = {(None if k is None else str(k)): int(n) for k, n in rows}
+        return DaySummary(sum(counts.values()), counts)
+
+    def raw_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
+        return self._key_counts(table_names(export_type).raw, export_type.key_column, day)
+
+    def canonical_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
+        return self._key_counts(table_names(export_type).canonical, export_type.key_column, day)
+
+    def duplicate_uuids(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int]]:
+        with self.connect() as con:
+            rows = con.execute(sql.duplicate_uuids(export_type, day, dedup_window(day, horizon_days))).fetchall()
+        return [(str(u), int(n)) for u, n in rows]
+
+    def missing_from_canonical(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> dict[str | None, int]:
+        window = dedup_window(day, horizon_days)
+        with self.connect() as con:
+            rows = con.execute(sql.missing_from_canonical(export_type, day, window)).fetchall()
+        return {(None if k is None else str(k)): int(n) for k, n in rows}
+
+    def table_uri(self, export_type: ExportType, which: str) -> str:
+        name = getattr(table_names(export_type), which)
+        return f"{Path(self.path).stem}.main.{name}"
+

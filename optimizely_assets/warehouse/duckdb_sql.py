@@ -1,0 +1,138 @@
+"""DuckDB SQL text for the embedded warehouse: pure functions, beside ``duckdb.py`` that runs them.
+
+Dates are inlined as literals built from ``datetime.date`` values; names come from the schemas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from optimizely_assets.layout import ExportType
+from optimizely_assets.schemas import SCHEMAS, duckdb_type
+from optimizely_assets.warehouse.base import EVENT_DATE, EXPORT_DATE, OrderColumn, table_names, winner_order
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(day: dt.date) -> str:
+    return f"DATE '{dt.date.fromisoformat(str(day)).isoformat()}'"
+
+
+def column_type(field: pa.Field) -> str:
+    try:
+        return duckdb_type(field.type)
+    except (TypeError, KeyError):
+        raise TypeError(f"column {field.name!r} has type {field.type}, which the loader cannot map") from None
+
+
+def create_tables(export_type: ExportType) -> list[str]:
+    t = table_names(export_type)
+    cols = ",\n  ".join(f"{q(f.name)} {column_type(f)}" for f in SCHEMAS[export_type])
+    return [
+        f"CREATE TABLE IF NOT EXISTS {t.raw} (\n  {cols},\n  {EXPORT_DATE} DATE\n)",
+        f"CREATE TABLE IF NOT EXISTS {t.canonical} (\n  {cols},\n  {EXPORT_DATE} DATE,\n  {EVENT_DATE} DATE\n)",
+    ]
+
+
+def add_column(table: str, name: str, type_sql: str) -> str:
+    return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {q(name)} {type_sql}"
+
+
+def delete_raw_day(export_type: ExportType, day: dt.date) -> str:
+    return f"DELETE FROM {table_names(export_type).raw} WHERE {EXPORT_DATE} = {lit(day)}"
+
+
+def insert_raw_files(export_type: ExportType, day: dt.date) -> str:
+    """Insert staged files (parameter ``$files``) by column name.
+
+    ``hive_partitioning = false``: a column's value never comes from a folder name such as
+    ``account_id=<id>``. ``union_by_name``: a file without a nullable column loads NULLs.
+    """
+    return (
+        f"INSERT INTO {table_names(export_type).raw} BY NAME\n"
+        f"SELECT *, {lit(day)} AS {EXPORT_DATE}\n"
+        f"FROM read_parquet($files, union_by_name = true, hive_partitioning = false)"
+    )
+
+
+def day_stats(export_type: ExportType, day: dt.date) -> str:
+    return (
+        f"SELECT count(*), count(DISTINCT uuid), count(*) - count(uuid)\n"
+        f"FROM {table_names(export_type).raw} WHERE {EXPORT_DATE} = {lit(day)}"
+    )
+
+
+def _order_key(c: OrderColumn) -> str:
+    if not c.is_nested:
+        return f"r.{q(c.name)} ASC NULLS LAST"
+    items = f"map_entries(r.{q(c.name)})" if c.nested_fields == ("key", "value") else f"r.{q(c.name)}"
+    parts = ", chr(31), ".join(f"coalesce(CAST(e.{q(f)} AS VARCHAR), chr(1))" for f in c.nested_fields)
+    return f"coalesce(array_to_string(list_transform({items}, e -> concat({parts})), chr(30)), '') ASC"
+
+
+def merge_canonical(
+    export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date], columns: list[str]
+) -> str:
+    """Insert the day's first copy of each uuid that canonical lacks in the window; returns the count.
+
+    Most uuids occur once in a day: they win by a hash aggregate over two narrow columns. Only
+    uuids with several copies are ordered, by the full ``winner_order``.
+    """
+    t = table_names(export_type)
+    d = lit(day)
+    order = ", ".join(_order_key(c) for c in winner_order(export_type))
+    target = [*columns, EXPORT_DATE, EVENT_DATE]
+    return f"""
+MERGE INTO {t.canonical} AS T
+USING (
+  WITH counts AS (
+    SELECT uuid, count(*) AS n, min(rowid) AS rid
+    FROM {t.raw} WHERE {EXPORT_DATE} = {d} AND uuid IS NOT NULL GROUP BY uuid
+  ),
+  winners AS (
+    SELECT rid FROM counts WHERE n = 1
+    UNION ALL
+    SELECT rid FROM (
+      SELECT r.rowid AS rid, row_number() OVER (PARTITION BY r.uuid ORDER BY {order}) AS rn
+      FROM {t.raw} AS r
+      WHERE r.{EXPORT_DATE} = {d} AND r.uuid IN (SELECT uuid FROM counts WHERE n > 1)
+    ) WHERE rn = 1
+  )
+  SELECT {", ".join(f"r.{q(c)}" for c in columns)},
+         r.{EXPORT_DATE} AS {EXPORT_DATE},
+         CAST(coalesce(r."timestamp", r.process_timestamp) AS DATE) AS {EVENT_DATE}
+  FROM {t.raw} AS r
+  WHERE r.{EXPORT_DATE} = {d} AND r.rowid IN (SELECT rid FROM winners)
+) AS S
+ON T.uuid = S.uuid AND T.{EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}
+WHEN NOT MATCHED THEN INSERT ({", ".join(q(c) for c in target)}) VALUES ({", ".join(f"S.{q(c)}" for c in target)})
+"""
+
+
+def key_counts(table: str, key: str, day: dt.date) -> str:
+    return f"SELECT {q(key)}, count(*) FROM {table} WHERE {EXPORT_DATE} = {lit(day)} GROUP BY 1"
+
+
+def duplicate_uuids(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
+    c = table_names(export_type).canonical
+    return (
+        f"SELECT uuid, count(*) FROM {c}\n"
+        f"WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}\n"
+        f"  AND uuid IN (SELECT uuid FROM {c} WHERE {EXPORT_DATE} = {lit(day)})\n"
+        f"GROUP BY uuid HAVING count(*) > 1 ORDER BY uuid LIMIT 20"
+    )
+
+
+def missing_from_canonical(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
+    t = table_names(export_type)
+    return (
+        f"SELECT r.{q(export_type.key_column)}, count(DISTINCT r.uuid) FROM {t.raw} AS r\n"
+        f"ANTI JOIN (SELECT uuid FROM {t.canonical}\n"
+        f"           WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}) AS c\n"
+        f"  ON c.uuid = r.uuid\n"
+        f"WHERE r.{EXPORT_DATE} = {lit(day)} AND r.uuid IS NOT NULL GROUP BY 1"
+    )
