@@ -1,9 +1,12 @@
-"""The BigQuery warehouse code through google-cloud-bigquery against bqemulator.
+"""The BigQuery warehouse through google-cloud-bigquery against bqemulator.
 
-What the emulator runs: table DDL (nested RECORD/REPEATED, partitioning, clustering), the
-canonical MERGE script (JS UDF, DECLARE/SET, MERGE) and the check queries. What it cannot
-(load jobs into a ``$YYYYMMDD`` decorator with hive partitioning) is asserted on the job
-configuration we send; the same row semantics run end to end on DuckDB.
+What the emulator runs: table DDL (nested RECORD/REPEATED, partitioning, clustering), schema
+patches, the canonical MERGE and the check queries. What it cannot:
+- load into a ``$YYYYMMDD`` decorator (asserted on the job configuration we send instead);
+- ingestion-time partitions: it rewrites ``_PARTITIONDATE`` to ``CURRENT_DATE`` and drops rows
+  inserted through ``_PARTITIONTIME``. The tests seed raw with a ``_seed_export_date`` column and swap
+  the one raw-day predicate (``raw_day_filter``) for it; every other character of the SQL is
+  what production sends, and ``test_bigquery_rules`` lints that text against BigQuery's rules.
 """
 
 from __future__ import annotations
@@ -15,15 +18,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from google.cloud import bigquery
-from optimizely_assets.resources.warehouse import BigQueryWarehouse
 
-from optimizely_assets.layout import ExportType, decode_partition_value
+from optimizely_assets.layout import ExportType
 from optimizely_assets.schemas import bigquery_source_fields
+from optimizely_assets.staging_copy import StagedFile
 from optimizely_assets.synthetic import ExportSpec, date_range, write_export
+from optimizely_assets.warehouse.bigquery import BigQueryWarehouse
+from optimizely_assets.warehouse.bigquery_sql import add_columns, lit
+from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+from optimizely_assets_tests import tie_data
 from optimizely_assets_tests.servers import start_bigquery_emulator
 
 DAYS = date_range(dt.date(2024, 1, 1), 2)
 SPEC = ExportSpec(decisions_per_day=300, events_per_day=300, experiments=4, cross_day_duplicates=15)
+
+
+class EmulatorWarehouse(BigQueryWarehouse):
+    """Production SQL, but raw's day is a seeded column: the emulator has no ingestion-time partitions."""
+
+    non_source_columns = (*BigQueryWarehouse.non_source_columns, "_seed_export_date")
+
+    def raw_day_filter(self, day: dt.date) -> str:
+        # Not `export_date`: DuckDB (under the emulator) would bind that to the MERGE source's alias.
+        return f"_seed_export_date = {lit(day)}"
 
 
 @pytest.fixture(scope="module")
@@ -38,115 +55,148 @@ def emulator(tmp_path_factory):
 
 
 @pytest.fixture
-def warehouse(emulator, request) -> BigQueryWarehouse:
+def warehouse(emulator, request) -> EmulatorWarehouse:
     url, _ = emulator
-    return BigQueryWarehouse(
-        project="test-project", dataset=f"e3_{request.node.name[-20:].strip('_')}", api_endpoint=url
+    return EmulatorWarehouse(
+        project="test-project", dataset=f"e3_{request.node.name[-20:].strip('_[]')}", api_endpoint=url
     )
 
 
-def test_tables_have_nested_types_partitioning_and_clustering(warehouse):
+def test_tables_partitioning_nested_types_and_clustering(warehouse):
     for export_type in ExportType:
         warehouse.ensure_tables(export_type)
         warehouse.ensure_tables(export_type)  # idempotent
-    raw = warehouse.client.get_table(f"{warehouse.project}.{warehouse.dataset}.events_raw")
-    canonical = warehouse.client.get_table(f"{warehouse.project}.{warehouse.dataset}.events")
+    raw = warehouse.client.get_table(warehouse.table_id("events_raw"))
+    canonical = warehouse.client.get_table(warehouse.table_id("events"))
     fields = {f.name: f for f in raw.schema}
     assert fields["attributes"].field_type == "RECORD" and fields["attributes"].mode == "REPEATED"
-    assert [s.name for s in fields["attributes"].fields] == ["id", "name", "type", "value"]
     assert fields["tags"].mode == "REPEATED" and [s.name for s in fields["tags"].fields] == ["key", "value"]
-    assert fields["experiments"].mode == "REPEATED"
     assert fields["timestamp"].field_type == "TIMESTAMP" and fields["revenue"].field_type == "INTEGER"
-    assert raw.time_partitioning.field == "date" and raw.clustering_fields == ["event"]
-    assert canonical.time_partitioning.field == "event_date"
+    # raw: ingestion-time partitions (no column), and nothing from the path
+    assert raw.time_partitioning.type_ == "DAY" and raw.time_partitioning.field is None
+    assert "event" not in fields and "date" not in fields
+    assert canonical.time_partitioning.field == "export_date"
     assert canonical.clustering_fields == ["event_name", "visitor_id"]
 
 
-def test_load_job_replaces_one_day_partition_with_hive_columns(warehouse):
-    config = warehouse.load_job_config(ExportType.EVENTS, "gs://stage/optimizely/v1/account_id=1/type=events")
-    api = config.to_api_repr()["load"]
+def test_load_job_replaces_one_ingestion_time_partition_without_hive_options(warehouse):
+    api = warehouse.load_job_config().to_api_repr()["load"]
     assert api["sourceFormat"] == "PARQUET"
     assert api["writeDisposition"] == "WRITE_TRUNCATE"
     assert api["createDisposition"] == "CREATE_NEVER"
     assert api["schemaUpdateOptions"] == ["ALLOW_FIELD_ADDITION"]
-    assert api["hivePartitioningOptions"] == {
-        "mode": "CUSTOM",
-        "sourceUriPrefix": "gs://stage/optimizely/v1/account_id=1/type=events/{date:DATE}/{event:STRING}",
-    }
     assert api["parquetOptions"] == {"enableListInference": True, "mapTargetType": "ARRAY_OF_STRUCT"}
+    assert "hivePartitioningOptions" not in api and "autodetect" not in api
     assert warehouse.raw_partition(ExportType.EVENTS, dt.date(2024, 2, 29)).endswith(".events_raw$20240229")
 
 
-def _copy_as_bigquery_loads_it(src: Path, dst: Path) -> None:
+def _as_bigquery_loads_it(table: pa.Table) -> pa.Table:
     """map<string,string> becomes ARRAY<STRUCT<key, value>> (map_target_type=ARRAY_OF_STRUCT);
     the emulator cannot cast a Parquet MAP, so the seed file carries that shape already."""
-    table = pq.read_table(src)
-    if "tags" in table.column_names:
-        i = table.column_names.index("tags")
-        kv = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
-        as_list = pa.array(
-            [
-                None if m is None else [{"key": k, "value": v} for k, v in m]
-                for m in table["tags"].to_pylist()
-            ],
-            kv,
-        )
-        table = table.set_column(i, "tags", as_list)
-    pq.write_table(table, dst)
+    if "tags" not in table.column_names:
+        return table
+    kv = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
+    as_list = pa.array(
+        [None if m is None else [{"key": k, "value": v} for k, v in m] for m in table["tags"].to_pylist()], kv
+    )
+    return table.set_column(table.column_names.index("tags"), "tags", as_list)
 
 
-def _seed_raw(warehouse: BigQueryWarehouse, gcs_root: Path, tmp_path: Path, export_type: ExportType):
-    """Put generated days into the raw table through the emulator's own load + INSERT."""
-    written = write_export(tmp_path / "src", DAYS, SPEC, types=[export_type])
+def seed_raw(warehouse: BigQueryWarehouse, gcs_root: Path, export_type: ExportType, day: dt.date, table: pa.Table):
+    """Put one day's rows into raw through the emulator's own load + INSERT (see module docstring)."""
     warehouse.ensure_tables(export_type)
-    stage = f"{warehouse.project}.{warehouse.dataset}.seed_{export_type.value}"
+    raw = warehouse.table_id(f"{export_type.value}_raw")
+    stage = warehouse.table_id(f"seed_{export_type.value}")
     schema = [bigquery.SchemaField.from_api_repr(f) for f in bigquery_source_fields(export_type)]
-    key = export_type.partition_column
+    extra = [bigquery.SchemaField(n, "STRING") for n in table.column_names if n not in {f.name for f in schema}]
+    flat = gcs_root / "seed" / f"{warehouse.dataset}-{export_type.value}-{day}.parquet"
+    flat.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(_as_bigquery_loads_it(table), flat)
+    warehouse.client.delete_table(stage, not_found_ok=True)
+    warehouse.client.create_table(bigquery.Table(stage, schema=[*schema, *extra]))
+    warehouse.client.load_table_from_uri(
+        f"gs://seed/{flat.name}", stage, job_config=bigquery.LoadJobConfig(source_format="PARQUET")
+    ).result()
+    # As ALLOW_FIELD_ADDITION would. The emulator keeps storage (ALTER) and metadata (patch) apart.
+    table_def = warehouse.client.get_table(raw)
+    have = {f.name for f in table_def.schema}
+    new = [f for f in [bigquery.SchemaField("_seed_export_date", "DATE"), *extra] if f.name not in have]
+    if new:
+        for f in new:  # one per statement: the emulator applies one ADD COLUMN clause of several
+            warehouse.client.query_and_wait(add_columns(f"`{raw}`", [f]))
+        table_def.schema = [*table_def.schema, *new]
+        warehouse.client.update_table(table_def, ["schema"])
+    cols = ", ".join(f"`{n}`" for n in table.column_names)
+    warehouse.client.query_and_wait(
+        f"INSERT INTO `{raw}` ({cols}, _seed_export_date) SELECT {cols}, {lit(day)} FROM `{stage}`"
+    )
+
+
+def _seed_generated(warehouse, gcs_root, tmp_path, export_type):
+    written = write_export(tmp_path / "src", DAYS, SPEC, types=[export_type])
     for w in written:
-        for i, (rel, _) in enumerate(sorted(w.files.items())):
-            # A flat path: the emulator would otherwise add hive columns of its own.
-            flat = gcs_root / "seed" / f"{export_type.value}-{w.day}-{i}.parquet"
-            flat.parent.mkdir(parents=True, exist_ok=True)
-            _copy_as_bigquery_loads_it(tmp_path / "src" / rel, flat)
-            warehouse.client.delete_table(stage, not_found_ok=True)
-            warehouse.client.create_table(bigquery.Table(stage, schema=schema))
-            warehouse.client.load_table_from_uri(
-                f"gs://seed/{flat.name}", stage, job_config=bigquery.LoadJobConfig(source_format="PARQUET")
-            ).result()
-            value = rel.split(f"/{key}=")[1].split("/")[0].replace("'", "\\'")
-            warehouse.client.query_and_wait(
-                f"INSERT INTO `{warehouse.project}.{warehouse.dataset}.{export_type.value}_raw` "
-                f"SELECT *, DATE '{w.day}', '{value}' FROM `{stage}`"
-            )
+        table = pa.concat_tables([pq.read_table(tmp_path / "src" / rel) for rel in sorted(w.files)])
+        seed_raw(warehouse, gcs_root, export_type, w.day, table)
     return written
 
 
-def test_merge_script_dedups_across_days_and_is_idempotent(warehouse, emulator, tmp_path):
+def test_merge_dedups_across_days_bounded_by_export_days_and_is_idempotent(warehouse, emulator, tmp_path):
     _, gcs_root = emulator
-    written = _seed_raw(warehouse, gcs_root, tmp_path, ExportType.DECISIONS)
+    written = _seed_generated(warehouse, gcs_root, tmp_path, ExportType.DECISIONS)
     for w in written:
         assert warehouse.raw_day(ExportType.DECISIONS, w.day).rows == w.rows
-    first = [warehouse.merge_canonical(ExportType.DECISIONS, d, 1) for d in DAYS]
+    first = [warehouse.merge_canonical(ExportType.DECISIONS, d, 30) for d in DAYS]
     assert first[0].inserted == len(written[0].unique_uuids)
     assert first[1].already_present == SPEC.cross_day_duplicates  # re-sent uuids were not inserted twice
-    again = [warehouse.merge_canonical(ExportType.DECISIONS, d, 1) for d in DAYS]
+    assert first[1].window == (DAYS[1] - dt.timedelta(days=30), DAYS[1] + dt.timedelta(days=30))
+    again = [warehouse.merge_canonical(ExportType.DECISIONS, d, 30) for d in reversed(DAYS)]
     assert [s.inserted for s in again] == [0, 0]
-    table = f"`{warehouse.project}.{warehouse.dataset}.decisions`"
-    ((rows, distinct),) = [
-        tuple(r.values())
-        for r in warehouse.client.query_and_wait(f"SELECT COUNT(*), COUNT(DISTINCT uuid) FROM {table}")
-    ]
+    ((rows, distinct),), _ = warehouse.run_query(
+        f"SELECT COUNT(*), COUNT(DISTINCT uuid) FROM `{warehouse.table_id('decisions')}`"
+    )
     assert rows == distinct == len(written[0].unique_uuids | written[1].unique_uuids)
     for d in DAYS:
-        assert warehouse.duplicate_uuids(ExportType.DECISIONS, d, 1) == []
-        assert warehouse.missing_from_canonical(ExportType.DECISIONS, d, 1) == {}
+        assert warehouse.duplicate_uuids(ExportType.DECISIONS, d, 30) == []
+        assert warehouse.missing_from_canonical(ExportType.DECISIONS, d, 30) == {}
+        assert warehouse.canonical_day(ExportType.DECISIONS, d).rows == [s.inserted for s in first][DAYS.index(d)]
 
 
-def test_merge_decodes_event_partition_values(warehouse, emulator, tmp_path):
+def test_resends_with_other_or_null_timestamps_far_clocks_and_ties_give_the_same_canonical_as_duckdb(
+    warehouse, emulator, tmp_path
+):
+    """One input, both backends: the same uuids, the same winning copy of each, nothing dropped."""
     _, gcs_root = emulator
-    written = _seed_raw(warehouse, gcs_root, tmp_path, ExportType.EVENTS)
-    warehouse.merge_canonical(ExportType.EVENTS, DAYS[0], 1)
-    summary = warehouse.canonical_day(ExportType.EVENTS, DAYS[0])
-    raw_values = {rel.split("/event=")[1].split("/")[0] for rel in written[0].files}
-    assert set(summary.partition_rows) == {decode_partition_value(v) for v in raw_values}
-    assert "Main_Nav_javascript:void(0);" in summary.partition_rows
+    days = tie_data.days()
+    duck = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    duck.ensure_tables(ExportType.EVENTS)
+    for day, table in days.items():
+        seed_raw(warehouse, gcs_root, ExportType.EVENTS, day, table)
+        path = tmp_path / f"{day}.parquet"
+        pq.write_table(table, path)
+        duck.load_raw_day(ExportType.EVENTS, day, [StagedFile(str(path), f"s3://src/{day}", table.num_rows)], [])
+    bq_stats = [warehouse.merge_canonical(ExportType.EVENTS, d, 30) for d in days]
+    duck_stats = [duck.merge_canonical(ExportType.EVENTS, d, 30) for d in days]
+    assert [s.inserted for s in bq_stats] == [s.inserted for s in duck_stats] == tie_data.EXPECTED_INSERTED
+
+    bq_rows, _ = warehouse.run_query(
+        f"SELECT uuid, user_ip, export_date FROM `{warehouse.table_id('events')}` ORDER BY uuid"
+    )
+    with duck.connect() as con:
+        duck_rows = con.execute("SELECT uuid, user_ip, export_date FROM events ORDER BY uuid").fetchall()
+    assert bq_rows == [tuple(r) for r in duck_rows]
+    assert {u: ip for u, ip, _ in bq_rows} == tie_data.EXPECTED_WINNERS
+
+
+def test_a_column_optimizely_adds_reaches_canonical_and_is_reported(warehouse, emulator, tmp_path):
+    _, gcs_root = emulator
+    day = DAYS[0]
+    table = tie_data.plain_day(day, 20)
+    table = table.append_column("client_platform", pa.array(["ios"] * table.num_rows))
+    seed_raw(warehouse, gcs_root, ExportType.EVENTS, day, table)
+    stats = warehouse.merge_canonical(ExportType.EVENTS, day, 30)
+    assert stats.added_columns == ("client_platform",)
+    rows, _ = warehouse.run_query(f"SELECT COUNTIF(client_platform = 'ios') FROM `{warehouse.table_id('events')}`")
+    assert rows == [(20,)]
+    # (Whether a second MERGE reports it again depends on get_table seeing the ALTER, which the
+    # emulator's metadata does not; BigQuery's does.)
+    assert warehouse.merge_canonical(ExportType.EVENTS, day, 30).inserted == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pyarrow as pa
 from pydantic import Field, PrivateAttr
@@ -52,6 +53,7 @@ class BigQueryWarehouse(Warehouse):
     )
 
     _client = PrivateAttr(default=None)
+    non_source_columns: ClassVar[tuple[str, ...]] = (EXPORT_DATE, EVENT_DATE)
 
     @property
     def kind(self) -> str:
@@ -201,18 +203,18 @@ class BigQueryWarehouse(Warehouse):
         )
         return int(count[0]), stats
 
-    def sync_canonical_columns(self, export_type: ExportType) -> tuple[list[str], tuple[str, ...]]:
-        """Add raw's new columns to canonical (tables.patch); returns (source columns, added)."""
+    def sync_canonical_columns(self, export_type: ExportType) -> tuple[list[str], tuple[str, ...], JobStats]:
+        """Add raw's new columns to canonical (ALTER TABLE); returns (source columns, added, jobs)."""
         names = table_names(export_type)
         raw = self.client.get_table(self.table_id(names.raw))
         canonical = self.client.get_table(self.table_id(names.canonical))
         have = {f.name for f in canonical.schema}
-        new = [f for f in raw.schema if f.name not in have and f.name not in (EXPORT_DATE, EVENT_DATE)]
+        source = [f for f in raw.schema if f.name not in self.non_source_columns]
+        new = [f for f in source if f.name not in have]
+        stats = JobStats()
         if new:
-            canonical.schema = [*canonical.schema, *new]
-            self.client.update_table(canonical, ["schema"])
-        columns = [f.name for f in raw.schema if f.name not in (EXPORT_DATE, EVENT_DATE)]
-        return columns, tuple(f.name for f in new)
+            _, stats = self.run_query(sql.add_columns(self._ref(names.canonical), new))
+        return [f.name for f in source], tuple(f.name for f in new), stats
 
     def day_queries(
         self, export_type: ExportType, day: dt.date, horizon_days: int, columns: list[str] | None = None
@@ -241,7 +243,7 @@ class BigQueryWarehouse(Warehouse):
         return next(p.sql for p in self.day_queries(export_type, day, horizon_days, **kw) if p.name == name)
 
     def merge_canonical(self, export_type: ExportType, day: dt.date, horizon_days: int) -> MergeStats:
-        columns, added = self.sync_canonical_columns(export_type)
+        columns, added, ddl = self.sync_canonical_columns(export_type)
         ((day_rows, unique, nulls),), stats = self.run_query(
             self._planned(export_type, day, horizon_days, "day_stats")
         )
@@ -252,7 +254,7 @@ class BigQueryWarehouse(Warehouse):
         job.result()
         inserted = int(job.num_dml_affected_rows or 0)
         window = dedup_window(day, horizon_days)
-        return MergeStats(int(day_rows), int(unique), int(nulls), inserted, window, added, stats + _stats(job))
+        return MergeStats(int(day_rows), int(unique), int(nulls), inserted, window, added, ddl + stats + _stats(job))
 
     def _key_counts(self, query: str) -> DaySummary:
         rows, _ = self.run_query(query)

@@ -108,5 +108,23 @@ def missing_from_canonical(
     )
 
 
+_DDL_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
+
+
+def ddl_type(field) -> str:
+    """GoogleSQL type of a ``SchemaField`` (nested and repeated included), for ADD COLUMN."""
+    base = _DDL_TYPES.get(field.field_type, field.field_type)
+    if base == "STRUCT":
+        base = "STRUCT<" + ", ".join(f"{q(f.name)} {ddl_type(f)}" for f in field.fields) + ">"
+    return f"ARRAY<{base}>" if field.mode == "REPEATED" else base
+
+
+def add_columns(table: str, fields) -> str:
+    """One DDL statement; IF NOT EXISTS makes a repeat or a concurrent twin harmless."""
+    return f"ALTER TABLE {table} " + ", ".join(
+        f"ADD COLUMN IF NOT EXISTS {q(f.name)} {ddl_type(f)}" for f in fields
+    )
+
+
 def copy_scratch(scratch: str) -> str:
     return f"SELECT * FROM {scratch}"
