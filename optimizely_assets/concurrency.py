@@ -50,6 +50,20 @@ def pool_problems(instance: DagsterInstance, pools: Iterable[str]) -> list[str]:
     return problems
 
 
+def refusal(problems: list[str]) -> MergeConcurrencyError:
+    return MergeConcurrencyError(
+        "refusing to start: BigQuery runs insert-only MERGEs into one table side by side, and two of "
+        "them would both insert a uuid each saw missing. " + " ".join(problems)
+    )
+
+
+def ensure_merges_serialised(instance: DagsterInstance, pool: str) -> None:
+    """The same guard inside the MERGE step: `execute_in_process` and other executors skip ours."""
+    problems = pool_problems(instance, [pool])
+    if problems:
+        raise refusal(problems)
+
+
 class PoolGuardExecutor(Executor):
     """Delegates to the in-process executor once the instance is shown to serialise ``pools``."""
 
@@ -70,11 +84,7 @@ class PoolGuardExecutor(Executor):
         needed = {s.pool for s in steps if s.pool in self._pools}
         problems = pool_problems(plan_context.instance, needed)
         if problems:
-            raise MergeConcurrencyError(
-                "refusing to start: BigQuery runs insert-only MERGEs into one table side by side, and "
-                "two of them would both insert a uuid each saw missing. "
-                + " ".join(problems)
-            )
+            raise refusal(problems)
         yield from self._inner.execute(plan_context, execution_plan)
 
 

@@ -8,6 +8,7 @@ from optimizely_assets.assets.keys import (
     key,
     partition_day,
 )
+from optimizely_assets.concurrency import ensure_merges_serialised
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.warehouse import Warehouse
@@ -33,6 +34,8 @@ def build_canonical_asset(export_type: ExportType, partitions_def):
         context: AssetExecutionContext, warehouse: Warehouse, loader: LoaderConfig
     ) -> MaterializeResult:
         day = partition_day(context.partition_key)
+        if not warehouse.merges_serialised_by_backend:
+            ensure_merges_serialised(context.instance, canonical_pool(export_type))
         warehouse.ensure_tables(export_type)
         stats = warehouse.merge_canonical(export_type, day, loader.dedup_horizon_days)
         lo, hi = stats.window
