@@ -58,7 +58,7 @@ def test_four_concurrent_runs_never_overlap_two_merges_into_one_table(tmp_path, 
     for export_type in ExportType:
         intervals = step_intervals(instance, f"{export_type.value}__canonical")
         assert len(intervals) == 4
-        for (_, end, run), (start, _, nxt) in zip(intervals, intervals[1:]):
+        for (_, end, run), (start, _, nxt) in zip(intervals, intervals[1:], strict=False):
             assert end <= start, f"{export_type.value}: canonical steps of runs {run} and {nxt} overlapped"
     # ...and the runs did overlap elsewhere: four processes ran at once, not one after another.
     source = step_intervals(instance, "decisions__source_files")
