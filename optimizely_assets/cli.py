@@ -114,6 +114,33 @@ def run_checks(settings: Settings, days: list[dt.date], log_level: str = "WARNIN
     return rows
 
 
+def run_preflight(settings: Settings) -> int:
+    from dagster import build_resources as initialize
+
+    from optimizely_assets.definitions import build_resources
+    from optimizely_assets.preflight import Preflight
+
+    wanted = {k: v for k, v in build_resources(settings).items() if k != "io_manager"}
+    # Initialized as a run would: EnvVar("OPTIMIZELY_PAT") is resolved here, never printed.
+    with initialize(wanted) as r:
+        optimizely = getattr(r.source, "optimizely", None)
+
+        def credentials() -> str:
+            c = optimizely.fetch()
+            return f"account {c.account_id}, s3://{c.bucket}/{c.prefix}, expires {c.expiration:%H:%M} UTC"
+
+        steps = Preflight(
+            source=r.source,
+            staging=r.staging,
+            warehouse=r.warehouse,
+            horizon_days=r.loader.dedup_horizon_days,
+            credentials_check=credentials if optimizely is not None else None,
+        ).run()
+    for s in steps:
+        print(f"{'ok  ' if s.ok else 'FAIL'}  {s.name:<34} {s.seconds:5.1f}s  {s.detail}")
+    return 0 if all(s.ok for s in steps) else 1
+
+
 def print_summary(rows: list[dict]) -> None:
     header = (
         f"{'type':<10} {'day':<10} {'files':>5} {'source':>8} {'raw':>8} {'inserted':>8} {'dupes':>6}  checks"
@@ -137,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="generate days, materialize all assets, print rows and checks")
     gen = sub.add_parser("generate", help="write a synthetic export into the local source directory")
+    sub.add_parser(
+        "preflight",
+        help="check credentials, source listing, staging, dataset, every query (dry run) and one real "
+        "load with these settings; exit 1 on a failure",
+    )
     chk = sub.add_parser("checks", help="re-evaluate the per-day checks on loaded days; exit 1 on a failure")
     chk.add_argument("--days", type=int, default=3)
     chk.add_argument("--start", type=dt.date.fromisoformat, default=None)
@@ -149,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
+    if args.command == "preflight":
+        return run_preflight(settings)
     start = args.start or dt.date.fromisoformat(settings.start_date)
     days = date_range(start, args.days)
     if args.command == "checks":

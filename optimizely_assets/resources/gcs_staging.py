@@ -46,6 +46,9 @@ class GCSStaging(Staging):
         # Resumable upload in 8 MiB chunks straight from the S3 body: memory stays flat.
         blob.upload_from_file(stream, size=size, content_type="application/octet-stream")
 
+    def read(self, key: str) -> bytes:
+        return self.client.bucket(self.bucket).blob(self._name(key)).download_as_bytes()
+
     def delete(self, keys: list[str]) -> None:
         bucket = self.client.bucket(self.bucket)
         for key in keys:

@@ -104,6 +104,15 @@ class S3ExportSource(ExportSource):
                 out.append(SourceObject(o["Key"], o["Size"], o["ETag"].strip('"'), o["LastModified"]))
         return out
 
+    def list_days(self, type_prefix: str) -> list[str]:
+        prefix = type_prefix.rstrip("/") + "/date="
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"
+        )
+        return sorted(
+            cp["Prefix"][len(prefix) :].rstrip("/") for page in pages for cp in page.get("CommonPrefixes", [])
+        )
+
     def footer(self, obj: SourceObject, value_columns: tuple[str, ...] = ()) -> Footer:
         def fetch(start: int, end: int) -> bytes:
             r = self.client.get_object(

@@ -41,6 +41,10 @@ class ExportSource(ConfigurableResource):
     def list_objects(self, prefix: str) -> list[SourceObject]:
         raise NotImplementedError
 
+    def list_days(self, type_prefix: str) -> list[str]:
+        """The ``date=YYYY-MM-DD`` folders directly under a type prefix (no object listing)."""
+        raise NotImplementedError
+
     def footer(self, obj: SourceObject, value_columns: tuple[str, ...] = ()) -> Footer:
         """The file's footer, read without downloading its body; see ``read_footer``."""
         raise NotImplementedError
@@ -87,6 +91,12 @@ class LocalExportSource(ExportSource):
             (self._object(Path(d) / f) for d, _, files in os.walk(base) for f in files),
             key=lambda o: o.key,
         )
+
+    def list_days(self, type_prefix: str) -> list[str]:
+        base = self._path(type_prefix)
+        if not base.is_dir():
+            return []
+        return sorted(p.name[len("date=") :] for p in base.iterdir() if p.is_dir() and p.name.startswith("date="))
 
     def footer(self, obj: SourceObject, value_columns: tuple[str, ...] = ()) -> Footer:
         with open(self._path(obj.key), "rb") as fh:

@@ -39,6 +39,9 @@ class Staging(ConfigurableResource):
     def put(self, key: str, stream: BinaryIO, size: int, source_etag: str, source_key: str) -> None:
         raise NotImplementedError
 
+    def read(self, key: str) -> bytes:
+        raise NotImplementedError
+
     def delete(self, keys: list[str]) -> None:
         raise NotImplementedError
 
@@ -94,6 +97,9 @@ class LocalStaging(Staging):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def read(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:

@@ -197,6 +197,19 @@ class Warehouse(ConfigurableResource):
         """``which`` is ``raw`` or ``canonical``; a name a user can paste into a query."""
         raise NotImplementedError
 
+    # --- preflight ------------------------------------------------------------------------
+
+    def dry_run(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int | None]]:
+        """(query, bytes it would process) for every query a day runs; bytes None where unknown."""
+        raise NotImplementedError
+
+    def smoke_load(self, export_type: ExportType, day: dt.date, file: StagedFile) -> tuple[int, dict[str, str]]:
+        """Load one staged file exactly as a day is loaded, into a scratch table that is then dropped.
+
+        Returns the rows loaded and the warehouse type of the timestamp columns.
+        """
+        raise NotImplementedError
+
 
 def name_failed_files(what: str, exc: Exception, files: list[StagedFile]) -> str:
     """A load error with the source key of each staged file it mentions (else of those attempted)."""

@@ -256,6 +256,27 @@ class BigQueryWarehouse(Warehouse):
         window = dedup_window(day, horizon_days)
         return MergeStats(int(day_rows), int(unique), int(nulls), inserted, window, added, ddl + stats + _stats(job))
 
+    def dry_run(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int | None]]:
+        return _dry_run(self, export_type, day, horizon_days)
+
+    def smoke_load(self, export_type: ExportType, day: dt.date, file: StagedFile) -> tuple[int, dict[str, str]]:
+        from google.cloud import bigquery
+
+        raw = self.client.get_table(self.table_id(table_names(export_type).raw))
+        scratch_id = self.table_id(f"_preflight_{export_type.value}_raw")
+        scratch = bigquery.Table(scratch_id, schema=raw.schema)
+        scratch.time_partitioning = raw.time_partitioning
+        scratch.expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+        self.client.delete_table(scratch_id, not_found_ok=True)
+        self.client.create_table(scratch)
+        try:
+            rows, _ = self._load([file.uri], f"{scratch_id}${compact_date(day)}")
+            loaded = self.client.get_table(scratch_id)
+            types = {f.name: f.field_type for f in loaded.schema if f.name in ("timestamp", "process_timestamp")}
+        finally:
+            self.client.delete_table(scratch_id, not_found_ok=True)
+        return rows, types
+
     def _key_counts(self, query: str) -> DaySummary:
         rows, _ = self.run_query(query)
         counts = {(None if k is None else str(k)): int(n) for k, n in rows}
@@ -276,6 +297,14 @@ class BigQueryWarehouse(Warehouse):
     ) -> dict[str | None, int]:
         rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "missing_from_canonical"))
         return {(None if k is None else str(k)): int(n) for k, n in rows}
+
+
+def _dry_run(warehouse: BigQueryWarehouse, export_type: ExportType, day: dt.date, horizon_days: int):
+    out = []
+    for planned in warehouse.day_queries(export_type, day, horizon_days):
+        job = warehouse.client.query(planned.sql, job_config=warehouse.query_config(dry_run=True, use_query_cache=False))
+        out.append((planned.name, int(job.total_bytes_processed or 0)))
+    return out
 
 
 def _stats(job) -> JobStats:

@@ -14,6 +14,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from optimizely_assets.layout import ExportType
+from optimizely_assets.schemas import SCHEMAS
 from optimizely_assets.staging_copy import StagedFile
 from optimizely_assets.warehouse import duckdb_sql as sql
 from optimizely_assets.warehouse.base import (
@@ -166,4 +167,39 @@ class DuckDBWarehouse(Warehouse):
     def table_uri(self, export_type: ExportType, which: str) -> str:
         name = getattr(table_names(export_type), which)
         return f"{Path(self.path).stem}.main.{name}"
+
+    def dry_run(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int | None]]:
+        window = dedup_window(day, horizon_days)
+        t = table_names(export_type)
+        queries = {
+            "day_stats": sql.day_stats(export_type, day),
+            "merge_canonical": sql.merge_canonical(
+                export_type, day, window, [f.name for f in SCHEMAS[export_type]]
+            ),
+            "raw_key_counts": sql.key_counts(t.raw, export_type.key_column, day),
+            "duplicate_uuids": sql.duplicate_uuids(export_type, day, window),
+            "missing_from_canonical": sql.missing_from_canonical(export_type, day, window),
+        }
+        with self.connect() as con:  # EXPLAIN of a MERGE needs a writable connection; nothing runs
+            for text in queries.values():
+                con.execute("EXPLAIN " + text)  # binds every name and type; nothing runs
+        return [(name, None) for name in queries]
+
+    def smoke_load(self, export_type: ExportType, day: dt.date, file: StagedFile) -> tuple[int, dict[str, str]]:
+        raw = table_names(export_type).raw
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"CREATE TEMP TABLE _preflight AS SELECT * FROM {raw} LIMIT 0")
+                con.execute(sql.insert_raw_files(export_type, day, "_preflight"), {"files": [file.uri]})
+                (rows,) = con.execute("SELECT count(*) FROM _preflight").fetchone()
+                types = dict(
+                    con.execute(
+                        "SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_name = '_preflight' AND column_name IN ('timestamp', 'process_timestamp')"
+                    ).fetchall()
+                )
+            finally:
+                con.execute("ROLLBACK")
+        return int(rows), types
 

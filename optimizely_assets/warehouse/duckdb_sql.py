@@ -46,14 +46,14 @@ def delete_raw_day(export_type: ExportType, day: dt.date) -> str:
     return f"DELETE FROM {table_names(export_type).raw} WHERE {EXPORT_DATE} = {lit(day)}"
 
 
-def insert_raw_files(export_type: ExportType, day: dt.date) -> str:
+def insert_raw_files(export_type: ExportType, day: dt.date, table: str | None = None) -> str:
     """Insert staged files (parameter ``$files``) by column name.
 
     ``hive_partitioning = false``: a column's value never comes from a folder name such as
     ``account_id=<id>``. ``union_by_name``: a file without a nullable column loads NULLs.
     """
     return (
-        f"INSERT INTO {table_names(export_type).raw} BY NAME\n"
+        f"INSERT INTO {table or table_names(export_type).raw} BY NAME\n"
         f"SELECT *, {lit(day)} AS {EXPORT_DATE}\n"
         f"FROM read_parquet($files, union_by_name = true, hive_partitioning = false)"
     )

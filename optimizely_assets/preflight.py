@@ -1,0 +1,143 @@
+"""``optimizely-assets preflight``: will the pipeline work with these settings? Minutes, not a backfill.
+
+Each step runs the real client against the real service with the settings a run would use, and
+a failure names the missing permission or setting. Nothing it creates outlives it but the
+dataset and tables, which the first run would create anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from optimizely_assets.layout import (
+    ExportType,
+    day_prefix,
+    is_data_file,
+    staged_name,
+    success_key,
+    type_prefix,
+)
+from optimizely_assets.resources.source import ExportSource
+from optimizely_assets.resources.staging import Staging
+from optimizely_assets.staging_copy import StagedFile
+from optimizely_assets.warehouse import Warehouse
+
+HINTS = {
+    "source": "the source credentials need s3:ListBucket on the account prefix and s3:GetObject on its files",
+    "staging": "the staging credentials need storage.objects.create, .get and .delete on the bucket",
+    "warehouse": "the BigQuery credentials need bigquery.datasets.create (or an existing dataset), "
+    "bigquery.tables.create/.get/.update and bigquery.jobs.create",
+}
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+@dataclass
+class Preflight:
+    source: ExportSource
+    staging: Staging
+    warehouse: Warehouse
+    horizon_days: int = 30
+    credentials_check: Callable[[], str] | None = None  # one call to Optimizely's credentials API
+    steps: list[Step] = field(default_factory=list)
+    latest: dict[ExportType, dt.date] = field(default_factory=dict)
+
+    def step(self, name: str, hint: str, fn: Callable[[], str]) -> bool:
+        start = time.monotonic()
+        try:
+            detail, ok = fn(), True
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, none is fatal to the report
+            detail, ok = f"{type(exc).__name__}: {exc}".strip() + (f" ({hint})" if hint else ""), False
+        self.steps.append(Step(name, ok, detail, time.monotonic() - start))
+        return ok
+
+    def run(self) -> list[Step]:
+        hint = HINTS["warehouse"] if self.warehouse.kind == "bigquery" else ""
+        if self.credentials_check:
+            self.step("optimizely credentials API", "check OPTIMIZELY_PAT", self.credentials_check)
+        self.step("latest exported day", HINTS["source"], self._latest)
+        self.step("staging write/read/delete", HINTS["staging"], self._probe_staging)
+        if self.step("warehouse dataset and tables", hint, self._tables):
+            for export_type, day in self.latest.items():
+                self.step(f"dry run {export_type.value} {day}", hint, lambda t=export_type, d=day: self._dry(t, d))
+                self.step(f"smoke load {export_type.value} {day}", hint, lambda t=export_type, d=day: self._smoke(t, d))
+        return self.steps
+
+    def _latest(self) -> str:
+        found = []
+        for export_type in ExportType:
+            days = self.source.list_days(type_prefix(self.source.root, export_type))
+            complete = next(
+                (d for d in reversed(days) if self.source.head(success_key(self.source.root, export_type, d))), None
+            )
+            if complete is None:
+                found.append(f"{export_type.value}: no day with _SUCCESS among {len(days)} listed")
+                continue
+            self.latest[export_type] = dt.date.fromisoformat(complete)
+            found.append(f"{export_type.value}: {complete} ({len(days)} days listed)")
+        if not self.latest:
+            raise RuntimeError(f"no complete day under {self.source.uri(self.source.root)}: " + "; ".join(found))
+        return "; ".join(found)
+
+    def _probe_staging(self) -> str:
+        key = f"_preflight/{uuid.uuid4().hex}.txt"
+        payload = b"optimizely-assets preflight\n"
+        self.staging.put(key, io.BytesIO(payload), len(payload), "preflight", "preflight")
+        try:
+            if self.staging.read(key) != payload:
+                raise RuntimeError(f"{self.staging.uri(key)} read back different bytes")
+        finally:
+            self.staging.delete([key])
+        return f"wrote, read and deleted {self.staging.uri(key)}"
+
+    def _tables(self) -> str:
+        for export_type in ExportType:
+            self.warehouse.ensure_tables(export_type)
+        return ", ".join(self.warehouse.table_uri(t, w) for t in ExportType for w in ("raw", "canonical"))
+
+    def _dry(self, export_type: ExportType, day: dt.date) -> str:
+        plans = self.warehouse.dry_run(export_type, day, self.horizon_days)
+        return ", ".join(f"{name} {_size(b)}" for name, b in plans)
+
+    def _smoke(self, export_type: ExportType, day: dt.date) -> str:
+        files = [o for o in self.source.list_objects(day_prefix(self.source.root, export_type, day)) if is_data_file(o.key)]
+        if not files:
+            return "the day lists no data files; nothing to load"
+        obj = min(files, key=lambda o: o.size)
+        footer = self.source.footer(obj)
+        name = "_preflight/" + staged_name(self.source.root, export_type, day, obj.key)
+        with self.source.open_stream(obj.key) as stream:
+            self.staging.put(name, stream, obj.size, obj.etag, obj.key)
+        try:
+            rows, types = self.warehouse.smoke_load(
+                export_type, day, StagedFile(self.staging.uri(name), self.source.uri(obj.key), footer.rows)
+            )
+        finally:
+            self.staging.delete([name])
+        if rows != footer.rows:
+            raise RuntimeError(f"{self.source.uri(obj.key)}: loaded {rows:,} rows, its footer says {footer.rows:,}")
+        wrong = {c: t for c, t in types.items() if "TIMESTAMP" not in t.upper()}
+        if wrong:
+            raise RuntimeError(f"{self.source.uri(obj.key)}: timestamps load as {wrong}, not TIMESTAMP")
+        return f"{self.source.uri(obj.key)}: {rows:,} rows = footer, timestamps {sorted(set(types.values()))}"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "(planned)"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return str(n)
