@@ -183,7 +183,9 @@ class Warehouse(ConfigurableResource):
     def canonical_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
         raise NotImplementedError
 
-    def duplicate_uuids(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int]]:
+    def duplicate_uuids(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> list[tuple[str, int]]:
         """uuids of the day's canonical rows found more than once in the day's dedup window."""
         raise NotImplementedError
 
@@ -199,11 +201,15 @@ class Warehouse(ConfigurableResource):
 
     # --- preflight ------------------------------------------------------------------------
 
-    def dry_run(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int | None]]:
+    def dry_run(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> list[tuple[str, int | None]]:
         """(query, bytes it would process) for every query a day runs; bytes None where unknown."""
         raise NotImplementedError
 
-    def smoke_load(self, export_type: ExportType, day: dt.date, file: StagedFile) -> tuple[int, dict[str, str]]:
+    def smoke_load(
+        self, export_type: ExportType, day: dt.date, file: StagedFile
+    ) -> tuple[int, dict[str, str]]:
         """Load one staged file exactly as a day is loaded, into a scratch table that is then dropped.
 
         Returns the rows loaded and the warehouse type of the timestamp columns.

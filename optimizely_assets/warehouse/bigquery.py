@@ -7,7 +7,6 @@ Only documented behaviour is relied on; ``docs/bigquery.md`` lists each with its
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import ClassVar
 
 import pyarrow as pa
@@ -16,6 +15,7 @@ from pydantic import Field, PrivateAttr
 from optimizely_assets.layout import ExportType, compact_date
 from optimizely_assets.schemas import bigquery_source_fields
 from optimizely_assets.staging_copy import StagedFile
+from optimizely_assets.warehouse import bigquery_scratch as scratch
 from optimizely_assets.warehouse import bigquery_sql as sql
 from optimizely_assets.warehouse.base import (
     CLUSTERING,
@@ -30,16 +30,10 @@ from optimizely_assets.warehouse.base import (
     name_failed_files,
     table_names,
 )
+from optimizely_assets.warehouse.bigquery_scratch import URIS_PER_LOAD_JOB
+from optimizely_assets.warehouse.bigquery_sql import PlannedQuery
 
-URIS_PER_LOAD_JOB = 10_000  # documented limit of source URIs per load job
 DEFAULT_MAXIMUM_BYTES_BILLED = 1 << 40  # 1 TiB per query job
-
-
-@dataclass(frozen=True)
-class PlannedQuery:
-    name: str
-    sql: str
-    dml: bool = False
 
 
 class BigQueryWarehouse(Warehouse):
@@ -87,7 +81,7 @@ class BigQueryWarehouse(Warehouse):
     def table_id(self, name: str) -> str:
         return f"{self.project}.{self.dataset}.{name}"
 
-    def _ref(self, name: str) -> str:
+    def ref(self, name: str) -> str:
         return f"`{self.table_id(name)}`"
 
     def table_uri(self, export_type: ExportType, which: str) -> str:
@@ -126,7 +120,11 @@ class BigQueryWarehouse(Warehouse):
         raw.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY)
         canonical = bigquery.Table(
             self.table_id(names.canonical),
-            schema=[*source, bigquery.SchemaField(EXPORT_DATE, "DATE"), bigquery.SchemaField(EVENT_DATE, "DATE")],
+            schema=[
+                *source,
+                bigquery.SchemaField(EXPORT_DATE, "DATE"),
+                bigquery.SchemaField(EVENT_DATE, "DATE"),
+            ],
         )
         canonical.time_partitioning = bigquery.TimePartitioning(field=EXPORT_DATE)
         canonical.clustering_fields = CLUSTERING[export_type]
@@ -149,7 +147,9 @@ class BigQueryWarehouse(Warehouse):
             labels={"optimizely_assets": "true"},
         )
 
-    def _load(self, uris: list[str], destination: str, disposition: str = "WRITE_TRUNCATE") -> tuple[int, JobStats]:
+    def load_uris(
+        self, uris: list[str], destination: str, disposition: str = "WRITE_TRUNCATE"
+    ) -> tuple[int, JobStats]:
         job = self.client.load_table_from_uri(uris, destination, job_config=self.load_job_config(disposition))
         job.result()
         return int(job.output_rows or 0), _stats(job)
@@ -161,47 +161,19 @@ class BigQueryWarehouse(Warehouse):
         before = {f.name for f in self.client.get_table(self.table_id(raw)).schema}
         uris = [f.uri for f in files]
         if not uris:
-            _, stats = self.run_query(sql.delete_raw_day(self._ref(raw), self.raw_day_filter(day)))
+            _, stats = self.run_query(sql.delete_raw_day(self.ref(raw), self.raw_day_filter(day)))
             return LoadResult(0, (), stats)
         try:
             if len(uris) <= URIS_PER_LOAD_JOB:
-                rows, stats = self._load(uris, self.raw_partition(export_type, day))
+                rows, stats = self.load_uris(uris, self.raw_partition(export_type, day))
             else:
-                rows, stats = self._load_many(export_type, day, uris)
+                rows, stats = scratch.load_many(self, export_type, day, uris)
         except Exception as exc:
-            raise RuntimeError(name_failed_files(f"loading {export_type.value} {day} failed", exc, files)) from exc
+            raise RuntimeError(
+                name_failed_files(f"loading {export_type.value} {day} failed", exc, files)
+            ) from exc
         after = [f.name for f in self.client.get_table(self.table_id(raw)).schema]
         return LoadResult(rows, tuple(n for n in after if n not in before), stats)
-
-    def _load_many(self, export_type: ExportType, day: dt.date, uris: list[str]) -> tuple[int, JobStats]:
-        """More files than one load job takes: explicit URIs (no wildcard: the files' schemas may
-        differ) into a scratch table, then one query job replaces the day from it atomically."""
-        from google.cloud import bigquery
-
-        raw = self.client.get_table(self.table_id(table_names(export_type).raw))
-        scratch_id = self.table_id(f"_scratch_{export_type.value}_raw_{compact_date(day)}")
-        scratch = bigquery.Table(scratch_id, schema=raw.schema)
-        scratch.expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)  # no litter after a crash
-        self.client.delete_table(scratch_id, not_found_ok=True)
-        self.client.create_table(scratch)
-        stats = JobStats()
-        try:
-            for i in range(0, len(uris), URIS_PER_LOAD_JOB):
-                _, s = self._load(uris[i : i + URIS_PER_LOAD_JOB], scratch_id, "WRITE_APPEND")
-                stats += s
-            rows, s = self.run_query(
-                sql.copy_scratch(f"`{scratch_id}`"),
-                destination=self.raw_partition(export_type, day),
-                write_disposition="WRITE_TRUNCATE",
-                schema_update_options=["ALLOW_FIELD_ADDITION"],
-            )
-            stats += s
-        finally:
-            self.client.delete_table(scratch_id, not_found_ok=True)
-        (count,), _ = self.run_query(
-            f"SELECT COUNT(*) FROM {self._ref(table_names(export_type).raw)} WHERE {self.raw_day_filter(day)}"
-        )
-        return int(count[0]), stats
 
     def sync_canonical_columns(self, export_type: ExportType) -> tuple[list[str], tuple[str, ...], JobStats]:
         """Add raw's new columns to canonical (ALTER TABLE); returns (source columns, added, jobs)."""
@@ -213,7 +185,7 @@ class BigQueryWarehouse(Warehouse):
         new = [f for f in source if f.name not in have]
         stats = JobStats()
         if new:
-            _, stats = self.run_query(sql.add_columns(self._ref(names.canonical), new))
+            _, stats = self.run_query(sql.add_columns(self.ref(names.canonical), new))
         return [f.name for f in source], tuple(f.name for f in new), stats
 
     def day_queries(
@@ -221,23 +193,16 @@ class BigQueryWarehouse(Warehouse):
     ) -> list[PlannedQuery]:
         """Every query the pipeline runs for one day: what it executes, preflight dry-runs, tests lint."""
         names = table_names(export_type)
-        raw, canonical = self._ref(names.raw), self._ref(names.canonical)
-        raw_day, key = self.raw_day_filter(day), export_type.key_column
-        window = dedup_window(day, horizon_days)
         columns = columns or [f["name"] for f in bigquery_source_fields(export_type)]
-        return [
-            PlannedQuery("delete_raw_day", sql.delete_raw_day(raw, raw_day), dml=True),
-            PlannedQuery("day_stats", sql.day_stats(raw, raw_day)),
-            PlannedQuery(
-                "merge_canonical",
-                sql.merge_canonical(export_type, raw, canonical, raw_day, day, window, columns),
-                dml=True,
-            ),
-            PlannedQuery("raw_key_counts", sql.raw_key_counts(raw, key, raw_day)),
-            PlannedQuery("canonical_key_counts", sql.canonical_key_counts(canonical, key, day)),
-            PlannedQuery("duplicate_uuids", sql.duplicate_uuids(canonical, day, window)),
-            PlannedQuery("missing_from_canonical", sql.missing_from_canonical(raw, canonical, key, raw_day, window)),
-        ]
+        return sql.day_queries(
+            export_type,
+            self.ref(names.raw),
+            self.ref(names.canonical),
+            self.raw_day_filter(day),
+            day,
+            dedup_window(day, horizon_days),
+            columns,
+        )
 
     def _planned(self, export_type: ExportType, day: dt.date, horizon_days: int, name: str, **kw) -> str:
         return next(p.sql for p in self.day_queries(export_type, day, horizon_days, **kw) if p.name == name)
@@ -254,28 +219,28 @@ class BigQueryWarehouse(Warehouse):
         job.result()
         inserted = int(job.num_dml_affected_rows or 0)
         window = dedup_window(day, horizon_days)
-        return MergeStats(int(day_rows), int(unique), int(nulls), inserted, window, added, ddl + stats + _stats(job))
+        return MergeStats(
+            int(day_rows), int(unique), int(nulls), inserted, window, added, ddl + stats + _stats(job)
+        )
 
-    def dry_run(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int | None]]:
-        return _dry_run(self, export_type, day, horizon_days)
+    def dry_run(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> list[tuple[str, int | None]]:
+        out: list[tuple[str, int | None]] = []
+        for planned in self.day_queries(export_type, day, horizon_days):
+            config = self.query_config(dry_run=True, use_query_cache=False)
+            out.append(
+                (
+                    planned.name,
+                    int(self.client.query(planned.sql, job_config=config).total_bytes_processed or 0),
+                )
+            )
+        return out
 
-    def smoke_load(self, export_type: ExportType, day: dt.date, file: StagedFile) -> tuple[int, dict[str, str]]:
-        from google.cloud import bigquery
-
-        raw = self.client.get_table(self.table_id(table_names(export_type).raw))
-        scratch_id = self.table_id(f"_preflight_{export_type.value}_raw")
-        scratch = bigquery.Table(scratch_id, schema=raw.schema)
-        scratch.time_partitioning = raw.time_partitioning
-        scratch.expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
-        self.client.delete_table(scratch_id, not_found_ok=True)
-        self.client.create_table(scratch)
-        try:
-            rows, _ = self._load([file.uri], f"{scratch_id}${compact_date(day)}")
-            loaded = self.client.get_table(scratch_id)
-            types = {f.name: f.field_type for f in loaded.schema if f.name in ("timestamp", "process_timestamp")}
-        finally:
-            self.client.delete_table(scratch_id, not_found_ok=True)
-        return rows, types
+    def smoke_load(
+        self, export_type: ExportType, day: dt.date, file: StagedFile
+    ) -> tuple[int, dict[str, str]]:
+        return scratch.smoke_load(self, export_type, day, file)
 
     def _key_counts(self, query: str) -> DaySummary:
         rows, _ = self.run_query(query)
@@ -288,7 +253,9 @@ class BigQueryWarehouse(Warehouse):
     def canonical_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
         return self._key_counts(self._planned(export_type, day, 0, "canonical_key_counts"))
 
-    def duplicate_uuids(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int]]:
+    def duplicate_uuids(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> list[tuple[str, int]]:
         rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "duplicate_uuids"))
         return [(str(u), int(n)) for u, n in rows]
 
@@ -299,14 +266,6 @@ class BigQueryWarehouse(Warehouse):
         return {(None if k is None else str(k)): int(n) for k, n in rows}
 
 
-def _dry_run(warehouse: BigQueryWarehouse, export_type: ExportType, day: dt.date, horizon_days: int):
-    out = []
-    for planned in warehouse.day_queries(export_type, day, horizon_days):
-        job = warehouse.client.query(planned.sql, job_config=warehouse.query_config(dry_run=True, use_query_cache=False))
-        out.append((planned.name, int(job.total_bytes_processed or 0)))
-    return out
-
-
 def _stats(job) -> JobStats:
     return JobStats(
         jobs=1,
@@ -315,4 +274,3 @@ def _stats(job) -> JobStats:
         slot_ms=int(getattr(job, "slot_millis", None) or 0),
         job_ids=(job.job_id,) if getattr(job, "job_id", None) else (),
     )
-

@@ -9,6 +9,7 @@ Raw is an ingestion-time partitioned table: its day is selected with ``raw_day_f
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from optimizely_assets.layout import ExportType
 from optimizely_assets.warehouse.base import EVENT_DATE, EXPORT_DATE, OrderColumn, winner_order
@@ -128,3 +129,36 @@ def add_columns(table: str, fields) -> str:
 
 def copy_scratch(scratch: str) -> str:
     return f"SELECT * FROM {scratch}"
+
+
+@dataclass(frozen=True)
+class PlannedQuery:
+    name: str
+    sql: str
+    dml: bool = False
+
+
+def day_queries(
+    export_type: ExportType,
+    raw: str,
+    canonical: str,
+    raw_day: str,
+    day: dt.date,
+    window: tuple[dt.date, dt.date],
+    columns: list[str],
+) -> list[PlannedQuery]:
+    """Every query a day runs, in the order it runs them."""
+    key = export_type.key_column
+    return [
+        PlannedQuery("delete_raw_day", delete_raw_day(raw, raw_day), dml=True),
+        PlannedQuery("day_stats", day_stats(raw, raw_day)),
+        PlannedQuery(
+            "merge_canonical",
+            merge_canonical(export_type, raw, canonical, raw_day, day, window, columns),
+            dml=True,
+        ),
+        PlannedQuery("raw_key_counts", raw_key_counts(raw, key, raw_day)),
+        PlannedQuery("canonical_key_counts", canonical_key_counts(canonical, key, day)),
+        PlannedQuery("duplicate_uuids", duplicate_uuids(canonical, day, window)),
+        PlannedQuery("missing_from_canonical", missing_from_canonical(raw, canonical, key, raw_day, window)),
+    ]

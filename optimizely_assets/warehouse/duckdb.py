@@ -118,7 +118,9 @@ class DuckDBWarehouse(Warehouse):
                 try:
                     con.execute(insert, {"files": [Path(f.uri).as_posix() for f in batch]})
                 except duckdb.Error as exc:
-                    raise RuntimeError(name_failed_files(f"loading {export_type.value} {day} failed", exc, batch)) from exc
+                    raise RuntimeError(
+                        name_failed_files(f"loading {export_type.value} {day} failed", exc, batch)
+                    ) from exc
             (rows,) = con.execute(
                 f"SELECT count(*) FROM {raw} WHERE {EXPORT_DATE} = {sql.lit(day)}"
             ).fetchone()
@@ -151,9 +153,13 @@ class DuckDBWarehouse(Warehouse):
     def canonical_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
         return self._key_counts(table_names(export_type).canonical, export_type.key_column, day)
 
-    def duplicate_uuids(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int]]:
+    def duplicate_uuids(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> list[tuple[str, int]]:
         with self.connect() as con:
-            rows = con.execute(sql.duplicate_uuids(export_type, day, dedup_window(day, horizon_days))).fetchall()
+            rows = con.execute(
+                sql.duplicate_uuids(export_type, day, dedup_window(day, horizon_days))
+            ).fetchall()
         return [(str(u), int(n)) for u, n in rows]
 
     def missing_from_canonical(
@@ -168,7 +174,9 @@ class DuckDBWarehouse(Warehouse):
         name = getattr(table_names(export_type), which)
         return f"{Path(self.path).stem}.main.{name}"
 
-    def dry_run(self, export_type: ExportType, day: dt.date, horizon_days: int) -> list[tuple[str, int | None]]:
+    def dry_run(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> list[tuple[str, int | None]]:
         window = dedup_window(day, horizon_days)
         t = table_names(export_type)
         queries = {
@@ -185,7 +193,9 @@ class DuckDBWarehouse(Warehouse):
                 con.execute("EXPLAIN " + text)  # binds every name and type; nothing runs
         return [(name, None) for name in queries]
 
-    def smoke_load(self, export_type: ExportType, day: dt.date, file: StagedFile) -> tuple[int, dict[str, str]]:
+    def smoke_load(
+        self, export_type: ExportType, day: dt.date, file: StagedFile
+    ) -> tuple[int, dict[str, str]]:
         raw = table_names(export_type).raw
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
@@ -202,4 +212,3 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 con.execute("ROLLBACK")
         return int(rows), types
-

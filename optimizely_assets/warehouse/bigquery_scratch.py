@@ -1,0 +1,70 @@
+"""BigQuery jobs through a scratch table: days of more than 10,000 files, and preflight's smoke load."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from optimizely_assets.layout import ExportType, compact_date
+from optimizely_assets.staging_copy import StagedFile
+from optimizely_assets.warehouse import bigquery_sql as sql
+from optimizely_assets.warehouse.base import JobStats, table_names
+
+if TYPE_CHECKING:
+    from optimizely_assets.warehouse.bigquery import BigQueryWarehouse
+
+URIS_PER_LOAD_JOB = 10_000  # documented limit of source URIs per load job
+
+
+def load_many(
+    wh: BigQueryWarehouse, export_type: ExportType, day: dt.date, uris: list[str]
+) -> tuple[int, JobStats]:
+    """More files than one load job takes: explicit URIs (no wildcard: the files' schemas may
+    differ) into a scratch table, then one query job replaces the day from it atomically."""
+    from google.cloud import bigquery
+
+    raw = wh.client.get_table(wh.table_id(table_names(export_type).raw))
+    scratch_id = wh.table_id(f"_scratch_{export_type.value}_raw_{compact_date(day)}")
+    scratch = bigquery.Table(scratch_id, schema=raw.schema)
+    scratch.expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)  # no litter after a crash
+    wh.client.delete_table(scratch_id, not_found_ok=True)
+    wh.client.create_table(scratch)
+    stats = JobStats()
+    try:
+        for i in range(0, len(uris), URIS_PER_LOAD_JOB):
+            _, s = wh.load_uris(uris[i : i + URIS_PER_LOAD_JOB], scratch_id, "WRITE_APPEND")
+            stats += s
+        _, s = wh.run_query(
+            sql.copy_scratch(f"`{scratch_id}`"),
+            destination=wh.raw_partition(export_type, day),
+            write_disposition="WRITE_TRUNCATE",
+            schema_update_options=["ALLOW_FIELD_ADDITION"],
+        )
+        stats += s
+    finally:
+        wh.client.delete_table(scratch_id, not_found_ok=True)
+    (count,), _ = wh.run_query(
+        f"SELECT COUNT(*) FROM {wh.ref(table_names(export_type).raw)} WHERE {wh.raw_day_filter(day)}"
+    )
+    return int(count[0]), stats
+
+
+def smoke_load(
+    wh: BigQueryWarehouse, export_type: ExportType, day: dt.date, file: StagedFile
+) -> tuple[int, dict[str, str]]:
+    from google.cloud import bigquery
+
+    raw = wh.client.get_table(wh.table_id(table_names(export_type).raw))
+    scratch_id = wh.table_id(f"_preflight_{export_type.value}_raw")
+    scratch = bigquery.Table(scratch_id, schema=raw.schema)
+    scratch.time_partitioning = raw.time_partitioning
+    scratch.expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    wh.client.delete_table(scratch_id, not_found_ok=True)
+    wh.client.create_table(scratch)
+    try:
+        rows, _ = wh.load_uris([file.uri], f"{scratch_id}${compact_date(day)}")
+        loaded = wh.client.get_table(scratch_id)
+        types = {f.name: f.field_type for f in loaded.schema if f.name in ("timestamp", "process_timestamp")}
+    finally:
+        wh.client.delete_table(scratch_id, not_found_ok=True)
+    return rows, types
