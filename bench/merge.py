@@ -1,0 +1,153 @@
+"""Canonical MERGE cost: an outlier day against a clean day, and day 365 against day 1.
+
+Raw history is written in SQL (no files needed); the MERGE is the project's own
+(``DuckDBWarehouse.merge_canonical``). Figures per case:
+- wall time of the whole operation (median of repeats);
+- canonical rows that reach the join, from DuckDB's profile of the MERGE statement;
+- canonical partitions the window covers on BigQuery (export days, ``2H + 1``), beside the window
+  the previous design derived from the rows' client timestamps (their min/max event date +- 1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import statistics
+import time
+from pathlib import Path
+
+from optimizely_assets.layout import ExportType
+from optimizely_assets.schemas import SCHEMAS
+from optimizely_assets.warehouse import dedup_window
+from optimizely_assets.warehouse import duckdb_sql as sql
+from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+
+START = dt.date(2024, 1, 1)
+HORIZON = 30
+T = ExportType.DECISIONS
+
+
+def _fill_raw(wh: DuckDBWarehouse, first: dt.date, days: int, rows_per_day: int, offset: int = 0) -> None:
+    step = 86_400_000 // rows_per_day
+    with wh.connect() as con:
+        con.execute(
+            f"""
+            INSERT INTO decisions_raw (uuid, "timestamp", process_timestamp, visitor_id, experiment_id, export_date)
+            SELECT md5(CAST(i + {offset} AS VARCHAR)),
+                   TIMESTAMPTZ '{first}' + to_milliseconds(i * {step}) - INTERVAL 40 SECOND,
+                   TIMESTAMPTZ '{first}' + to_milliseconds(i * {step}),
+                   'user_' || (i % 100000), '1', DATE '{first}' + CAST(i // {rows_per_day} AS INTEGER)
+            FROM range({rows_per_day * days}) t(i)
+            """
+        )
+
+
+def _canonical_rows_read(wh: DuckDBWarehouse, day: dt.date) -> int:
+    """Canonical rows the MERGE's target scan reads (DuckDB skips row groups outside the window)."""
+    columns = [f.name for f in SCHEMAS[T]]
+    text = sql.merge_canonical(T, day, dedup_window(day, HORIZON), columns)
+    with wh.transaction() as con:
+        con.execute("PRAGMA enable_profiling = 'json'")
+        con.execute("SET profiling_output = ''")
+        plan = con.execute("EXPLAIN ANALYZE " + text).fetchall()[0][1]
+        con.execute("PRAGMA disable_profiling")
+        con.execute("ROLLBACK")
+        con.execute("BEGIN TRANSACTION")  # the context manager commits an empty transaction
+
+    def walk(node: dict) -> int:
+        info = node.get("extra_info") or {}
+        own = 0
+        if node.get("operator_type") == "TABLE_SCAN" and str(info.get("Table", "")).endswith(".decisions"):
+            own = int(node.get("operator_rows_scanned", 0))
+        return own + sum(walk(c) for c in node.get("children", []))
+
+    return walk(json.loads(plan))
+
+
+def _old_window_days(wh: DuckDBWarehouse, day: dt.date) -> int:
+    """Width of the previous design's window: event dates of the day's rows, widened by 1 day."""
+    with wh.connect() as con:
+        lo, hi = con.execute(
+            "SELECT min(CAST(coalesce(\"timestamp\", process_timestamp) AS DATE)) - 1, "
+            "max(CAST(coalesce(\"timestamp\", process_timestamp) AS DATE)) + 1 FROM decisions_raw WHERE export_date = ?",
+            [day],
+        ).fetchone()
+    return (hi - lo).days + 1
+
+
+def _timed_merge(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        with wh.connect() as con:
+            con.execute("DELETE FROM decisions WHERE export_date = ?", [day])
+            con.execute("CHECKPOINT")  # the previous repeat's WAL is not billed to this one
+        t = time.perf_counter()
+        stats = wh.merge_canonical(T, day, HORIZON)
+        times.append(time.perf_counter() - t)
+        assert stats.inserted == expected, stats
+    return statistics.median(times)
+
+
+def case(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int) -> dict:
+    seconds = _timed_merge(wh, day, expected, repeats)
+    lo, hi = dedup_window(day, HORIZON)
+    return {
+        "merge_s": round(seconds, 3),
+        "canonical_rows_read": _canonical_rows_read(wh, day),
+        "bigquery_partitions_in_window": (hi - lo).days + 1,
+        "previous_design_partitions": _old_window_days(wh, day),
+    }
+
+
+def bench_outliers(work: Path, rows_per_day: int, history_days: int = 60, repeats: int = 5) -> dict:
+    """The same day with and without one row at 1970-01-01 and one at 2099-12-31."""
+    results = {}
+    for name, outliers in (("clean", False), ("outliers", True)):
+        wh = DuckDBWarehouse(path=str(work / f"outliers-{name}.duckdb"))
+        wh.ensure_tables(T)
+        _fill_raw(wh, START, history_days, rows_per_day)
+        last = START + dt.timedelta(days=history_days - 1)
+        with wh.connect() as con:
+            cols = ", ".join(f'"{f.name}"' for f in SCHEMAS[T])
+            con.execute(  # history before the measured day, as MERGEs would have left it
+                f"INSERT INTO decisions ({cols}, export_date, event_date) SELECT {cols}, export_date, "
+                "CAST(coalesce(\"timestamp\", process_timestamp) AS DATE) FROM decisions_raw WHERE export_date < ?",
+                [last],
+            )
+            if outliers:
+                con.execute(
+                    "UPDATE decisions_raw SET \"timestamp\" = CASE WHEN uuid = (SELECT min(uuid) FROM decisions_raw "
+                    "WHERE export_date = ?) THEN TIMESTAMPTZ '1970-01-01 00:00:00+00' ELSE TIMESTAMPTZ "
+                    "'2099-12-31 12:00:00+00' END WHERE uuid IN (SELECT uuid FROM decisions_raw WHERE export_date = ? "
+                    "ORDER BY uuid LIMIT 2)",
+                    [last, last],
+                )
+        results[name] = case(wh, last, rows_per_day, repeats)
+    results["ratio"] = round(results["outliers"]["merge_s"] / results["clean"]["merge_s"], 2)
+    return results
+
+
+def bench_history(work: Path, rows_per_day: int, days: int = 365, repeats: int = 5) -> dict:
+    """Day 1 on an empty canonical against day N on N-1 days of history (18 M rows at 50,000/day)."""
+    wh = DuckDBWarehouse(path=str(work / "history.duckdb"))
+    wh.ensure_tables(T)
+    _fill_raw(wh, START, days, rows_per_day)
+    first, last = START, START + dt.timedelta(days=days - 1)
+    day1 = case(wh, first, rows_per_day, repeats)
+    cols = ", ".join(f'"{f.name}"' for f in SCHEMAS[T])
+    with wh.connect() as con:
+        con.execute(
+            f"INSERT INTO decisions ({cols}, export_date, event_date) SELECT {cols}, export_date, "
+            "CAST(coalesce(\"timestamp\", process_timestamp) AS DATE) FROM decisions_raw "
+            "WHERE export_date BETWEEN ? AND ?",
+            [first + dt.timedelta(days=1), last - dt.timedelta(days=1)],
+        )
+        (history,) = con.execute("SELECT count(*) FROM decisions").fetchone()
+    dayn = case(wh, last, rows_per_day, repeats)
+    return {
+        "rows_per_day": rows_per_day,
+        "canonical_rows_before_last_day": history,
+        "day1": day1,
+        f"day{days}": dayn,
+        "ratio": round(dayn["merge_s"] / day1["merge_s"], 2),
+    }
