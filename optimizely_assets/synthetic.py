@@ -51,6 +51,7 @@ class ExportSpec:
     cross_day_duplicates: int = 25  # uuids of day D re-sent on day D+1
     late_rate: float = 0.05  # share of rows whose client timestamp is 1-3 days old
     seed: int = 7
+    flavor: str = "pyarrow"  # see FLAVORS: how the files' timestamps are written
 
 
 @dataclass
@@ -136,24 +137,42 @@ def _write_day(
             f"{prefix}{export_type.partition_column}={encode_partition_value(key_value)}/"
             f"part-00000-{job}.c000.snappy.parquet"
         )
-        write_parquet(table, root / rel)
+        write_parquet(table, root / rel, flavor=spec.flavor)
         wd.files[rel] = table.num_rows
         wd.unique_uuids.update(table.column("uuid").to_pylist())
     return wd, next_resent
 
 
-def write_parquet(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
+# How timestamps are written. "pyarrow": TIMESTAMP(MILLIS, UTC-adjusted). Spark's writers carry
+# no UTC annotation: "spark-int96" (parquet-mr's default, INT96) or "spark-millis" (milliseconds
+# without isAdjustedToUTC), both meaning UTC; a reader must be told so.
+FLAVORS = ("pyarrow", "spark-int96", "spark-millis")
+
+
+def write_parquet(
+    table: pa.Table, path: Path, row_group_size: int | None = None, flavor: str = "pyarrow"
+) -> None:
     """Write like parquet-mr: snappy, format 1.0 types, Spark schema in the footer."""
+    if flavor not in FLAVORS:
+        raise ValueError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = table.replace_schema_metadata({SPARK_METADATA_KEY: spark_schema_json(table.schema).encode()})
+    spark_json = spark_schema_json(table.schema).encode()
+    options: dict = {"coerce_timestamps": "ms", "allow_truncated_timestamps": True}
+    if flavor == "spark-int96":
+        options = {"use_deprecated_int96_timestamps": True}
+    elif flavor == "spark-millis":
+        naive = pa.schema(
+            [f.with_type(pa.timestamp("ms")) if pa.types.is_timestamp(f.type) else f for f in table.schema]
+        )
+        table = table.cast(naive)
+    table = table.replace_schema_metadata({SPARK_METADATA_KEY: spark_json})
     pq.write_table(
         table,
         path,
         compression="snappy",
         row_group_size=row_group_size or max(table.num_rows, 1),
         use_compliant_nested_type=True,
-        coerce_timestamps="ms",
-        allow_truncated_timestamps=True,
+        **options,
     )
 
 

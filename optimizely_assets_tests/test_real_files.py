@@ -1,0 +1,159 @@
+"""Files as Spark writes them and days as they really change: no silent corruption, no lost data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from dagster import DagsterInstance
+
+from optimizely_assets.layout import ExportType, account_prefix, day_prefix
+from optimizely_assets.resources.loader_config import LoaderConfig
+from optimizely_assets.synthetic import partition_table, write_export, write_parquet
+from optimizely_assets_tests.conftest import SMALL, START, rows_of
+from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day
+
+pytestmark = pytest.mark.checks
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _source_timestamps(root: Path) -> set[tuple[str, int, int]]:
+    """(uuid, timestamp ms, process_timestamp ms) as the files mean them: UTC."""
+    out = set()
+    for path in root.rglob("*.parquet"):
+        if "type=decisions" not in str(path):
+            continue
+        t = pq.read_table(path, columns=["uuid", "timestamp", "process_timestamp"])
+        ms = [pc.cast(pc.cast(t[c], pa.timestamp("ms")), pa.int64()).to_pylist() for c in ("timestamp", "process_timestamp")]
+        out.update(zip(t["uuid"].to_pylist(), *ms, strict=True))
+    return out
+
+
+@pytest.mark.parametrize("flavor", ["spark-int96", "spark-millis"])
+def test_spark_timestamps_load_as_utc_under_a_non_utc_time_zone(tmp_path, flavor):
+    local = tmp_path / "local"
+    settings = local_settings(local)
+    write_export(settings.local_source_dir, [START], replace(SMALL, flavor=flavor))
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "TZ": "America/Los_Angeles", "DAGSTER_HOME": str(home)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "optimizely_assets_tests.run_one_day", str(local), START.isoformat()],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = set(query(settings, 'SELECT uuid, epoch_ms("timestamp"), epoch_ms(process_timestamp) FROM decisions_raw'))
+    assert loaded == _source_timestamps(settings.local_source_dir)
+    # every row was received on the export day, in UTC: none moved to the next day
+    (outside,) = query(settings, "SELECT count(*) FROM decisions_raw WHERE CAST(process_timestamp AS DATE) <> ?", [START])[0]
+    assert outside == 0
+
+
+def test_a_column_value_never_comes_from_the_path(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL)
+    # A real sample file's own account, staged under this account's folder.
+    table = partition_table(ExportType.DECISIONS, "18786493712", 50, START, replace(SMALL, account_id="596780373"))
+    prefix = day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START)
+    write_parquet(table, settings.local_source_dir / prefix / "experiment=18786493712" / "part-00001-x.c000.snappy.parquet")
+    result = run_day(settings, START, DagsterInstance.ephemeral())
+    assert result.success and all(checks_of(result).values())
+    accounts = dict(query(settings, "SELECT account_id, count(*) FROM decisions_raw GROUP BY 1"))
+    assert accounts["596780373"] == 50 and accounts[SMALL.account_id] > 0
+
+
+def test_a_path_that_does_not_decode_to_utf8_loads_and_passes_its_checks(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    root = settings.local_source_dir
+    write_export(root, [START], SMALL, types=[ExportType.EVENTS])
+    table = partition_table(ExportType.EVENTS, "café", 40, START)
+    prefix = day_prefix(account_prefix(SMALL.account_id), ExportType.EVENTS, START)
+    write_parquet(table, root / prefix / "event=caf%E9" / "part-00000-x.c000.snappy.parquet")
+    loader = LoaderConfig(require_success=False)
+    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"loader": loader})
+    events = {k: v for k, v in checks_of(result).items() if k.startswith("events/")}
+    assert events and all(events.values()), events
+    assert query(settings, "SELECT count(*) FROM events WHERE event_name = 'café'")[0][0] == 40
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    written = write_export(settings.local_source_dir, [START], SMALL)
+    instance = DagsterInstance.ephemeral()
+    assert run_day(settings, START, instance).success
+    return settings, written, instance
+
+
+def test_a_file_rewritten_under_an_unchanged_success_marker_fails_freshness(loaded, tmp_path, monkeypatch):
+    from optimizely_assets import cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    settings, written, _ = loaded
+    w = rows_of(written, ExportType.DECISIONS, START)
+    victim = sorted(w.files)[0]
+    marker = settings.local_source_dir / day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START) / "_SUCCESS"
+    before = marker.stat().st_mtime_ns
+    path = settings.local_source_dir / victim
+    write_parquet(pq.read_table(path).slice(0, 10), path)
+    assert marker.stat().st_mtime_ns == before
+    rows = {r["check"]: r for r in cli.run_checks(settings, [START])}
+    fresh = rows["decisions/raw_table:fresh_after_success"]
+    assert not fresh["passed"] and "rewritten" in fresh["description"] and "re-run the day" in fresh["description"]
+
+
+def test_an_empty_day_does_not_erase_a_loaded_day_unless_allowed(loaded):
+    settings, written, instance = loaded
+    w = rows_of(written, ExportType.DECISIONS, START)
+    for key in w.files:
+        (settings.local_source_dir / key).unlink()
+    result = run_day(settings, START, instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "decisions__raw_table")
+    text = failure.step_failure_data.error.to_string()
+    assert "date=2024-01-01" in text and f"holds {w.rows:,} rows" in text and "allow_empty_day" in text
+    assert query(settings, "SELECT count(*) FROM decisions_raw")[0][0] == w.rows
+    allowed = run_day(settings, START, instance, resources={"loader": LoaderConfig(allow_empty_day=True)})
+    assert allowed.success
+    assert query(settings, "SELECT count(*) FROM decisions_raw")[0][0] == 0
+
+
+def test_corrupt_pages_behind_a_valid_footer_fail_the_load_naming_the_source_key(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    written = write_export(settings.local_source_dir, [START], SMALL, types=[ExportType.DECISIONS])
+    victim = sorted(written[0].files)[1]
+    path = settings.local_source_dir / victim
+    data = bytearray(path.read_bytes())
+    footer_start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    data[4:footer_start] = os.urandom(footer_start - 4)  # pages garbage, footer intact
+    path.write_bytes(bytes(data))
+    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"loader": LoaderConfig(require_success=False)})
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "decisions__raw_table"
+    assert str(path) in failure.step_failure_data.error.to_string()
+    assert query(settings, "SELECT count(*) FROM decisions_raw")[0][0] == 0
+
+
+def test_ten_thousand_small_files_load_in_one_day_within_the_memory_limit(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    prefix = day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START)
+    table = partition_table(ExportType.DECISIONS, "18786493712", 3, START)
+    day_dir = settings.local_source_dir / prefix
+    files = 10_001
+    for i in range(files):
+        t = table.set_column(0, "uuid", pa.array([f"{i}-{j}" for j in range(3)]))
+        write_parquet(t, day_dir / f"experiment={18786493712 + i % 50}" / f"part-{i:05d}-x.c000.snappy.parquet")
+    (day_dir / "_SUCCESS").write_bytes(b"")
+    result = run_day(settings, START, DagsterInstance.ephemeral())
+    decisions = {k: v for k, v in checks_of(result).items() if k.startswith("decisions/")}
+    assert decisions and all(decisions.values()), decisions
+    assert query(settings, "SELECT count(*), count(DISTINCT uuid) FROM decisions")[0] == (3 * files, 3 * files)
