@@ -22,7 +22,7 @@ from google.cloud import bigquery
 from optimizely_assets.layout import ExportType
 from optimizely_assets.schemas import bigquery_source_fields
 from optimizely_assets.staging_copy import StagedFile
-from optimizely_assets.synthetic import ExportSpec, date_range, write_export
+from optimizely_assets.synthetic import ExportSpec, date_range, partition_table, write_export
 from optimizely_assets.warehouse.bigquery import BigQueryWarehouse
 from optimizely_assets.warehouse.bigquery_sql import add_columns, lit
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
@@ -200,3 +200,42 @@ def test_a_column_optimizely_adds_reaches_canonical_and_is_reported(warehouse, e
     # (Whether a second MERGE reports it again depends on get_table seeing the ALTER, which the
     # emulator's metadata does not; BigQuery's does.)
     assert warehouse.merge_canonical(ExportType.EVENTS, day, 30).inserted == 0
+
+
+def test_a_day_over_the_uri_limit_loads_explicit_uri_chunks_then_replaces_the_day_in_one_job(
+    warehouse, emulator, monkeypatch
+):
+    """Days over 10,000 files (here: over 2): no wildcard, because the files' schemas may differ."""
+    from google.api_core.exceptions import NotFound
+
+    from optimizely_assets.warehouse import bigquery_scratch
+
+    _, gcs_root = emulator
+    monkeypatch.setattr(bigquery_scratch, "URIS_PER_LOAD_JOB", 2)
+    monkeypatch.setattr("optimizely_assets.warehouse.bigquery.URIS_PER_LOAD_JOB", 2)
+    warehouse.ensure_tables(ExportType.DECISIONS)
+    files = []
+    for i in range(5):
+        table = partition_table(ExportType.DECISIONS, "1", 10, DAYS[0], seed=i)
+        path = gcs_root / "stage" / f"{warehouse.dataset}-{i}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path)
+        files.append(StagedFile(f"gs://stage/{path.name}", f"s3://src/key {i}", 10))
+    # bqemulator rejects the last job: it does not know `raw$YYYYMMDD` is a partition (BigQuery does).
+    with pytest.raises(RuntimeError, match="s3://src/key 0"):
+        warehouse.load_raw_day(ExportType.DECISIONS, DAYS[0], files, [])
+    listed = list(warehouse.client.list_jobs(max_results=10_000))
+    jobs = [j for j in listed if j.job_type == "load" and j.destination.dataset_id == warehouse.dataset]
+    uris = sorted((j.source_uris for j in jobs), key=len, reverse=True)
+    assert [len(u) for u in uris] == [2, 2, 1] and sorted(sum(uris, [])) == sorted(f.uri for f in files)
+    assert not any("*" in u for u in sum(uris, []))
+    assert {j.destination.table_id for j in jobs} == {"_scratch_decisions_raw_20240101"}
+    assert {j.write_disposition for j in jobs} == {"WRITE_APPEND"}
+    with pytest.raises(NotFound):  # dropped even though the day failed
+        warehouse.client.get_table(warehouse.table_id("_scratch_decisions_raw_20240101"))
+    final = warehouse.query_config(
+        destination=warehouse.raw_partition(ExportType.DECISIONS, DAYS[0]),
+        write_disposition="WRITE_TRUNCATE",
+        schema_update_options=["ALLOW_FIELD_ADDITION"],
+    ).to_api_repr()["query"]
+    assert final["destinationTable"]["tableId"] == "decisions_raw$20240101"
