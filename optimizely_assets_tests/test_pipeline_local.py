@@ -116,3 +116,17 @@ def test_canonical_merge_searches_the_export_days_of_the_dedup_horizon(loaded):
         DAYS[2] - dt.timedelta(days=30),
         DAYS[2] + dt.timedelta(days=30),
     )
+
+
+def test_resends_days_apart_with_new_timestamps_are_not_inserted_twice(tmp_path):
+    """Issue 7's reproduction: days 1 and 5, uuids of day 1 re-sent on day 5 with day-5 timestamps."""
+    settings = local_settings(tmp_path / "local")
+    days = [START, START + dt.timedelta(days=4)]
+    written = write_export(settings.local_source_dir, days, SMALL)
+    instance = DagsterInstance.ephemeral()
+    for day in days:
+        assert run_day(settings, day, instance).success
+    for export_type in ExportType:
+        unique = set().union(*(w.unique_uuids for w in written if w.export_type is export_type))
+        rows, distinct = query(settings, f"SELECT count(*), count(DISTINCT uuid) FROM {export_type.value}")[0]
+        assert rows == distinct == len(unique)
