@@ -157,3 +157,35 @@ def test_ten_thousand_small_files_load_in_one_day_within_the_memory_limit(tmp_pa
     decisions = {k: v for k, v in checks_of(result).items() if k.startswith("decisions/")}
     assert decisions and all(decisions.values()), decisions
     assert query(settings, "SELECT count(*), count(DISTINCT uuid) FROM decisions")[0] == (3 * files, 3 * files)
+
+
+def test_folders_with_glob_characters_load_exactly_their_footer_rows(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    root = settings.local_source_dir
+    write_export(root, [START], SMALL, types=[ExportType.EVENTS])
+    prefix = day_prefix(account_prefix(SMALL.account_id), ExportType.EVENTS, START)
+    for i, folder in enumerate(["event=a*", "event=a?", "event=[ab]", "event={a,b}", "event=a"]):
+        table = partition_table(ExportType.EVENTS, folder[6:], 100 + i, START, seed=i)
+        write_parquet(table, root / prefix / folder / "part-00000-x.c000.snappy.parquet")
+    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"loader": LoaderConfig(require_success=False)})
+    events = {k: v for k, v in checks_of(result).items() if k.startswith("events/")}
+    assert events and all(events.values()), events
+    meta = result.asset_materializations_for_node("events__source_files")[0].metadata
+    assert query(settings, "SELECT count(*) FROM events_raw")[0][0] == meta["dagster/row_count"].value
+
+
+def test_a_column_optimizely_adds_reaches_raw_and_canonical_on_duckdb(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    root = settings.local_source_dir
+    write_export(root, [START], SMALL, types=[ExportType.DECISIONS])
+    table = partition_table(ExportType.DECISIONS, "18786493712", 30, START, seed=9)
+    table = table.append_column("client_platform", pa.array(["ios"] * 30))
+    prefix = day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START)
+    write_parquet(table, root / prefix / "experiment=18786493712" / "part-00009-x.c000.snappy.parquet")
+    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"loader": LoaderConfig(require_success=False)})
+    assert result.success
+    assert query(settings, "SELECT count(*) FROM decisions_raw WHERE client_platform = 'ios'")[0][0] == 30
+    assert query(settings, "SELECT count(*) FROM decisions WHERE client_platform = 'ios'")[0][0] == 30
+    raw_meta = result.asset_materializations_for_node("decisions__raw_table")[0].metadata
+    canonical_meta = result.asset_materializations_for_node("decisions__canonical")[0].metadata
+    assert raw_meta["added_columns"].value == "client_platform" == canonical_meta["added_columns"].value
