@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,9 @@ class Settings:
                 f"OPTIMIZELY_LOCAL_DIR {str(local_dir)!r} contains one of {''.join(sorted(_GLOB_CHARS))}: "
                 "DuckDB would read such a path as a file pattern; choose another directory"
             )
+        duration = get("OPTIMIZELY_CREDENTIALS_DURATION", "1h")
+        if not re.fullmatch(r"(1[hH]|(1[5-9]|[2-5][0-9]|60)[mM])", duration):
+            raise SettingsError(f"OPTIMIZELY_CREDENTIALS_DURATION must be 15m..60m or 1h, got {duration!r}")
         max_billed = get("OPTIMIZELY_BQ_MAXIMUM_BYTES_BILLED", str(1 << 40))
         if max_billed.lower() != "off" and (not max_billed.isdigit() or int(max_billed) < 1):
             raise SettingsError(
@@ -114,7 +118,7 @@ class Settings:
             s3_endpoint_url=get("OPTIMIZELY_S3_ENDPOINT_URL"),
             aws_region=get("AWS_REGION", "us-east-1"),
             optimizely_api_url=get("OPTIMIZELY_API_URL", "https://api.optimizely.com"),
-            credentials_duration=get("OPTIMIZELY_CREDENTIALS_DURATION", "1h"),
+            credentials_duration=duration,
             warehouse="bigquery" if project else "duckdb",
             gcp_project=project,
             gcs_bucket=bucket,

@@ -50,6 +50,9 @@ class FakeOptimizelyAPI(_Loopback):
     lifetime_seconds: float | None = None  # None: as asked by `duration`
     calls: list[dict] = field(default_factory=list)
     status_override: int | None = None
+    statuses: list[int] = field(default_factory=list)  # answered (one each) before any 200
+    trickle_seconds: float = 0.0  # > 0: send the answer one byte at a time, this far apart
+    expiration_ms: int | None = None  # answer this expiration instead of now + lifetime
     port: int = 0
 
     @property
@@ -74,6 +77,8 @@ class FakeOptimizelyAPI(_Loopback):
                     return self._send(404, {"message": "not found"})
                 if api.status_override:
                     return self._send(api.status_override, {"message": "error"})
+                if api.statuses:
+                    return self._send(api.statuses.pop(0), {"message": "try again"})
                 if auth != f"Bearer {api.token}":
                     return self._send(401, {"code": "UNAUTHORIZED", "message": "Invalid token"})
                 seconds = api.lifetime_seconds
@@ -87,7 +92,7 @@ class FakeOptimizelyAPI(_Loopback):
                             "accessKeyId": f"{api.access_key_id}{n:02d}"[-20:],
                             "secretAccessKey": f"{api.secret_access_key}-{n}",
                             "sessionToken": f"optimizely-session-token-{n}",
-                            "expiration": int((time.time() + seconds) * 1000),
+                            "expiration": api.expiration_ms or int((time.time() + seconds) * 1000),
                         },
                         "s3Path": api.s3_path,
                     },
@@ -99,6 +104,15 @@ class FakeOptimizelyAPI(_Loopback):
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if api.trickle_seconds:
+                    for i in range(len(data)):
+                        try:
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                        time.sleep(api.trickle_seconds)
+                    return
                 self.wfile.write(data)
 
         self.port = self._serve(Handler)

@@ -8,7 +8,11 @@ returns ``{"credentials": {accessKeyId, secretAccessKey, sessionToken, expiratio
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import random
 import re
+import threading
+import time
 from dataclasses import dataclass
 
 import requests
@@ -52,11 +56,22 @@ def parse_credentials_response(body: object) -> ExportCredentials:
     if missing:
         raise CredentialsError("Optimizely credentials API response is missing " + ", ".join(missing))
     bucket, prefix = split_s3_path(str(s3_path))
+    expiration_ms = int(creds["expiration"])
+    if expiration_ms < 10**11:  # before 1973 in ms: this is seconds, not the documented epoch ms
+        raise CredentialsError(
+            f"Optimizely credentials API answered expiration={expiration_ms}, which reads as seconds; "
+            "the API documents epoch milliseconds"
+        )
+    if expiration_ms / 1000 <= time.time():
+        raise CredentialsError(
+            "Optimizely credentials API answered credentials that already expired at "
+            f"{dt.datetime.fromtimestamp(expiration_ms / 1000, tz=dt.timezone.utc).isoformat()}"
+        )
     return ExportCredentials(
         access_key_id=str(creds["accessKeyId"]),
         secret_access_key=str(creds["secretAccessKey"]),
         session_token=str(creds["sessionToken"]),
-        expiration=dt.datetime.fromtimestamp(int(creds["expiration"]) / 1000, tz=dt.timezone.utc),
+        expiration=dt.datetime.fromtimestamp(expiration_ms / 1000, tz=dt.timezone.utc),
         bucket=bucket,
         prefix=prefix,
         account_id=account_id_from_s3_path(str(s3_path)),
@@ -84,7 +99,10 @@ class OptimizelyCredentialsResource(ConfigurableResource):
     refresh_margin_seconds: int = Field(
         default=300, description="Refresh this long before expiry (capped to a third of the lifetime)."
     )
-    timeout_seconds: float = 30.0
+    timeout_seconds: float = Field(
+        default=60.0, description="Total deadline of one credentials call, retries included."
+    )
+    attempts: int = Field(default=4, description="Attempts on 5xx, 429 and network errors.")
 
     @field_validator("duration")
     @classmethod
@@ -93,33 +111,41 @@ class OptimizelyCredentialsResource(ConfigurableResource):
         return value
 
     def fetch(self) -> ExportCredentials:
+        """One credentials call: retried on 5xx, 429 and network errors, within a total deadline."""
         url = f"{self.api_url.rstrip('/')}/v2/export/credentials"
-        try:
-            response = requests.get(
-                url,
-                params={"duration": self.duration},
-                headers={"Authorization": f"Bearer {self.personal_access_token}"},
-                timeout=self.timeout_seconds,
-            )
-        except requests.RequestException as exc:
-            # The exception text can echo request headers in some adapters: name the type only.
+        token = self.personal_access_token.strip()
+        if not token or any(c.isspace() or ord(c) < 32 for c in token):
             raise CredentialsError(
-                f"could not reach Optimizely credentials API at {url}: {type(exc).__name__}"
-            ) from None
-        if response.status_code != 200:
-            hint = (
-                " (check OPTIMIZELY_PAT and that the account has the events export)"
-                if response.status_code in (401, 403)
-                else ""
+                "OPTIMIZELY_PAT is empty or contains whitespace inside it; paste the token alone"
             )
-            raise CredentialsError(
-                f"Optimizely credentials API at {url} answered HTTP {response.status_code}{hint}"
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            raise CredentialsError(f"Optimizely credentials API at {url} answered non-JSON") from None
-        return parse_credentials_response(body)
+        deadline = time.monotonic() + self.timeout_seconds
+        problem = ""
+        for attempt in range(1, self.attempts + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                status, body = _get_within(url, self.duration, token, remaining)
+            except _Timeout:
+                problem = f"no complete answer within {self.timeout_seconds:g} s"
+                break
+            except requests.RequestException as exc:
+                # The exception text can echo request headers in some adapters: name the type only.
+                problem = f"could not be reached ({type(exc).__name__})"
+            else:
+                if status == 200:
+                    return _parse_json(url, body)
+                if status in (401, 403):
+                    raise CredentialsError(
+                        f"Optimizely credentials API at {url} answered HTTP {status} "
+                        "(check OPTIMIZELY_PAT and that the account has the events export)"
+                    )
+                problem = f"answered HTTP {status}"
+                if status != 429 and status < 500:
+                    break
+            if attempt < self.attempts:
+                time.sleep(min(0.5 * 2**attempt * (1 + random.random()), max(deadline - time.monotonic(), 0)))
+        raise CredentialsError(f"Optimizely credentials API at {url} {problem}")
 
     def refreshable(self) -> tuple[RefreshableCredentials, ExportCredentials]:
         """botocore credentials that call the API again shortly before they expire."""
@@ -142,3 +168,44 @@ class OptimizelyCredentialsResource(ConfigurableResource):
             mandatory_timeout=max(margin // 2, 1),
         )
         return creds, first
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _get_within(url: str, duration: str, token: str, seconds: float) -> tuple[int, bytes]:
+    """GET with a deadline for the whole call: `requests` timeouts apply per socket read, so a
+    server that trickles one byte at a time would hold a plain call for as long as it likes."""
+    out: queue.Queue = queue.Queue(maxsize=1)
+
+    def call() -> None:
+        try:
+            r = requests.get(
+                url,
+                params={"duration": duration},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=min(seconds, 30.0),
+            )
+            out.put((r.status_code, r.content))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            out.put(exc)
+
+    threading.Thread(target=call, daemon=True, name="optimizely-credentials").start()
+    try:
+        result = out.get(timeout=seconds)
+    except queue.Empty:
+        raise _Timeout() from None
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _parse_json(url: str, body: bytes) -> ExportCredentials:
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise CredentialsError(f"Optimizely credentials API at {url} answered non-JSON") from None
+    return parse_credentials_response(data)
