@@ -13,8 +13,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.settings import Settings
+from optimizely_assets.layout import ExportType, account_prefix, success_key
+from optimizely_assets.resources.optimizely_auth import CredentialsError
+from optimizely_assets.settings import Settings, SettingsError
 from optimizely_assets.synthetic import ExportSpec, date_range, write_export
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def run_days(settings: Settings, days: list[dt.date], log_level: str = "WARNING") -> list[dict]:
+def run_days(settings: Settings, days: list[dt.date], log_level: str = "ERROR") -> list[dict]:
     """Materialize the daily job for each day; return one summary row per (type, day)."""
     from dagster import DagsterInstance
 
@@ -74,7 +75,16 @@ def run_days(settings: Settings, days: list[dt.date], log_level: str = "WARNING"
     return summary
 
 
-def run_checks(settings: Settings, days: list[dt.date], log_level: str = "WARNING") -> list[dict]:
+def _why(result) -> str:
+    """One line on why a day's checks did not run."""
+    failures = [e for e in result.all_events if e.is_step_failure]
+    text = failures[0].step_failure_data.error.message.strip() if failures else "no check ran"
+    if any(m in text for m in ("FileNotFoundError", "No such file", "while loading input")):
+        return "the day was never loaded here: run `optimizely-assets demo`, or materialize the day first"
+    return text.splitlines()[0][:300]
+
+
+def run_checks(settings: Settings, days: list[dt.date], log_level: str = "CRITICAL") -> list[dict]:
     """Evaluate the per-day checks against what is loaded; one row per check and day."""
     from dagster import DagsterInstance
 
@@ -93,15 +103,11 @@ def run_checks(settings: Settings, days: list[dt.date], log_level: str = "WARNIN
             run_config=console_log_level(log_level),
         )
         evaluations = result.get_asset_check_evaluations()
-        if not evaluations:
-            rows.append(
-                {
-                    "day": day.isoformat(),
-                    "check": "(run)",
-                    "passed": False,
-                    "description": "checks did not run",
-                }
-            )
+        # A check that did not evaluate is a failure: a day never loaded must not read as clean.
+        missing = len(check_keys) - len({(e.asset_key, e.check_name) for e in evaluations})
+        if missing:
+            why = f"{missing} of {len(check_keys)} checks did not run: {_why(result)}"
+            rows.append({"day": day.isoformat(), "check": "(run)", "passed": False, "description": why})
         for e in evaluations:
             rows.append(
                 {
@@ -112,33 +118,6 @@ def run_checks(settings: Settings, days: list[dt.date], log_level: str = "WARNIN
                 }
             )
     return rows
-
-
-def run_preflight(settings: Settings) -> int:
-    from dagster import build_resources as initialize
-
-    from optimizely_assets.definitions import build_resources
-    from optimizely_assets.preflight import Preflight
-
-    wanted = {k: v for k, v in build_resources(settings).items() if k != "io_manager"}
-    # Initialized as a run would: EnvVar("OPTIMIZELY_PAT") is resolved here, never printed.
-    with initialize(wanted) as r:
-        optimizely = getattr(r.source, "optimizely", None)
-
-        def credentials() -> str:
-            c = optimizely.fetch()
-            return f"account {c.account_id}, s3://{c.bucket}/{c.prefix}, expires {c.expiration:%H:%M} UTC"
-
-        steps = Preflight(
-            source=r.source,
-            staging=r.staging,
-            warehouse=r.warehouse,
-            horizon_days=r.loader.dedup_horizon_days,
-            credentials_check=credentials if optimizely is not None else None,
-        ).run()
-    for s in steps:
-        print(f"{'ok  ' if s.ok else 'FAIL'}  {s.name:<34} {s.seconds:5.1f}s  {s.detail}")
-    return 0 if all(s.ok for s in steps) else 1
 
 
 def print_summary(rows: list[dict]) -> None:
@@ -159,54 +138,140 @@ def print_summary(rows: list[dict]) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="optimizely-assets")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="generate days, materialize all assets, print rows and checks")
-    gen = sub.add_parser("generate", help="write a synthetic export into the local source directory")
+DEMO_MARKER = ".optimizely-demo"  # the demo deletes only a directory that holds this file
+DEMO_DATA = ("source", "staging", "dagster_io", "warehouse.duckdb", "warehouse.duckdb.wal")
+
+
+class CliError(Exception):
+    """Printed as one line, exit status 2."""
+
+
+def positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days >= 1, got {value!r}")
+    return int(value)
+
+
+def iso_day(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    root = argparse.ArgumentParser(prog="optimizely-assets", formatter_class=fmt)
+    sub = root.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo", formatter_class=fmt, help="generate days, materialize every asset, print rows and checks"
+    )
+    gen = sub.add_parser(
+        "generate",
+        formatter_class=fmt,
+        help="write a synthetic export into the local source directory (existing days are kept)",
+    )
     sub.add_parser(
         "preflight",
-        help="check credentials, source listing, staging, dataset, every query (dry run) and one real "
-        "load with these settings; exit 1 on a failure",
+        formatter_class=fmt,
+        help="check these settings end to end, in minutes (credentials, listing, staging, dataset, dry runs, one real load); exit 1 on a failure",
     )
-    chk = sub.add_parser("checks", help="re-evaluate the per-day checks on loaded days; exit 1 on a failure")
-    chk.add_argument("--days", type=int, default=3)
-    chk.add_argument("--start", type=dt.date.fromisoformat, default=None)
+    chk = sub.add_parser(
+        "checks",
+        formatter_class=fmt,
+        help="re-evaluate the per-day checks on loaded days; exit 1 on a failure",
+    )
+    for p in (demo, gen, chk):
+        p.add_argument("--days", type=positive_int, default=3, help="number of consecutive days")
+        p.add_argument(
+            "--start",
+            type=iso_day,
+            default=None,
+            help="first day, YYYY-MM-DD (default: OPTIMIZELY_START_DATE)",
+        )
     for p in (demo, gen):
-        p.add_argument("--days", type=int, default=3)
-        p.add_argument("--start", type=dt.date.fromisoformat, default=None)
-        p.add_argument("--decisions-per-day", type=int, default=ExportSpec.decisions_per_day)
-        p.add_argument("--events-per-day", type=int, default=ExportSpec.events_per_day)
-    demo.add_argument("--keep", action="store_true", help="keep the previous local warehouse and runs")
-    args = parser.parse_args(argv)
+        p.add_argument(
+            "--decisions-per-day",
+            type=positive_int,
+            default=ExportSpec.decisions_per_day,
+            help="decision rows per generated day",
+        )
+        p.add_argument(
+            "--events-per-day",
+            type=positive_int,
+            default=ExportSpec.events_per_day,
+            help="conversion rows per generated day",
+        )
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the previous demo's source, warehouse and runs"
+    )
+    return root
 
+
+def reset_demo_dir(settings: Settings) -> None:
+    """Start the demo clean, deleting only what an earlier demo created; never the Dagster home."""
+    local = settings.local_dir
+    if local.exists() and any(local.iterdir()) and not (local / DEMO_MARKER).exists():
+        raise CliError(
+            f"{local} holds files the demo did not create; set OPTIMIZELY_LOCAL_DIR to a new directory, "
+            "or pass --keep to add to it"
+        )
+    local.mkdir(parents=True, exist_ok=True)
+    (local / DEMO_MARKER).write_text("created by optimizely-assets demo\n")
+    for name in DEMO_DATA:
+        path = local / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def generate(settings: Settings, days: list[dt.date], spec: ExportSpec) -> None:
+    """Write the days the source lacks; a day already there keeps its files and its _SUCCESS."""
+    if settings.source != "local":
+        raise CliError("generate writes a local export; unset OPTIMIZELY_PAT and OPTIMIZELY_SOURCE")
+    root = settings.local_source_dir
+    prefix = account_prefix(spec.account_id)
+    missing = [d for d in days if not all((root / success_key(prefix, t, d)).exists() for t in ExportType)]
+    written = write_export(root, missing, spec) if missing else []
+    kept = len(days) - len(missing)
+    print(
+        f"wrote {sum(w.rows for w in written):,} rows in {sum(len(w.files) for w in written)} files under {root}"
+        + (f"; kept {kept} day(s) already there" if kept else "")
+    )
+
+
+def checks(settings: Settings, days: list[dt.date]) -> int:
+    if settings.warehouse == "duckdb" and not settings.duckdb_path.exists():
+        raise CliError(
+            f"nothing is loaded under {settings.local_dir}: run `optimizely-assets demo` first, or "
+            "materialize the days in the UI (`make dev`)"
+        )
+    ensure_dagster_home(settings)
+    results = run_checks(settings, days)
+    for r in results:
+        print(f"{'PASS' if r['passed'] else 'FAIL'}  {r['day']}  {r['check']:<55} {r['description']}")
+    return 0 if all(r["passed"] for r in results) else 1
+
+
+def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.command == "preflight":
+        from optimizely_assets.preflight import run_preflight
+
         return run_preflight(settings)
-    start = args.start or dt.date.fromisoformat(settings.start_date)
-    days = date_range(start, args.days)
+    days = date_range(args.start or dt.date.fromisoformat(settings.start_date), args.days)
     if args.command == "checks":
-        ensure_dagster_home(settings)
-        results = run_checks(settings, days)
-        for r in results:
-            print(f"{'PASS' if r['passed'] else 'FAIL'}  {r['day']}  {r['check']:<55} {r['description']}")
-        return 0 if all(r["passed"] for r in results) else 1
+        return checks(settings, days)
     spec = ExportSpec(
         account_id=settings.account_id or ExportSpec.account_id,
         decisions_per_day=args.decisions_per_day,
         events_per_day=args.events_per_day,
     )
+    if args.command == "demo" and settings.source == "local" and not args.keep:
+        reset_demo_dir(settings)
     if args.command == "generate" or settings.source == "local":
-        if settings.source != "local":
-            print("generate writes a local export; unset OPTIMIZELY_PAT / OPTIMIZELY_SOURCE", file=sys.stderr)
-            return 2
-        if args.command == "demo" and not args.keep and settings.local_dir.exists():
-            shutil.rmtree(settings.local_dir)
-        written = write_export(settings.local_source_dir, days, spec)
-        print(
-            f"wrote {sum(w.rows for w in written):,} rows in {sum(len(w.files) for w in written)} files "
-            f"under {settings.local_source_dir}"
-        )
+        generate(settings, days, spec)
     if args.command == "generate":
         return 0
     ensure_dagster_home(settings)
@@ -214,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(rows)
     failed = [r for r in rows if not r["run_ok"] or not all(r.get("checks", {}).values())]
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except (CliError, SettingsError, CredentialsError) as exc:
+        print(f"optimizely-assets {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

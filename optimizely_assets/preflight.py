@@ -24,6 +24,7 @@ from optimizely_assets.layout import (
 )
 from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.resources.staging import Staging
+from optimizely_assets.settings import Settings
 from optimizely_assets.staging_copy import StagedFile
 from optimizely_assets.warehouse import Warehouse
 
@@ -70,8 +71,14 @@ class Preflight:
         self.step("staging write/read/delete", HINTS["staging"], self._probe_staging)
         if self.step("warehouse dataset and tables", hint, self._tables):
             for export_type, day in self.latest.items():
-                self.step(f"dry run {export_type.value} {day}", hint, lambda t=export_type, d=day: self._dry(t, d))
-                self.step(f"smoke load {export_type.value} {day}", hint, lambda t=export_type, d=day: self._smoke(t, d))
+                self.step(
+                    f"dry run {export_type.value} {day}", hint, lambda t=export_type, d=day: self._dry(t, d)
+                )
+                self.step(
+                    f"smoke load {export_type.value} {day}",
+                    hint,
+                    lambda t=export_type, d=day: self._smoke(t, d),
+                )
         return self.steps
 
     def _latest(self) -> str:
@@ -79,7 +86,12 @@ class Preflight:
         for export_type in ExportType:
             days = self.source.list_days(type_prefix(self.source.root, export_type))
             complete = next(
-                (d for d in reversed(days) if self.source.head(success_key(self.source.root, export_type, d))), None
+                (
+                    d
+                    for d in reversed(days)
+                    if self.source.head(success_key(self.source.root, export_type, d))
+                ),
+                None,
             )
             if complete is None:
                 found.append(f"{export_type.value}: no day with _SUCCESS among {len(days)} listed")
@@ -87,7 +99,9 @@ class Preflight:
             self.latest[export_type] = dt.date.fromisoformat(complete)
             found.append(f"{export_type.value}: {complete} ({len(days)} days listed)")
         if not self.latest:
-            raise RuntimeError(f"no complete day under {self.source.uri(self.source.root)}: " + "; ".join(found))
+            raise RuntimeError(
+                f"no complete day under {self.source.uri(self.source.root)}: " + "; ".join(found)
+            )
         return "; ".join(found)
 
     def _probe_staging(self) -> str:
@@ -111,7 +125,11 @@ class Preflight:
         return ", ".join(f"{name} {_size(b)}" for name, b in plans)
 
     def _smoke(self, export_type: ExportType, day: dt.date) -> str:
-        files = [o for o in self.source.list_objects(day_prefix(self.source.root, export_type, day)) if is_data_file(o.key)]
+        files = [
+            o
+            for o in self.source.list_objects(day_prefix(self.source.root, export_type, day))
+            if is_data_file(o.key)
+        ]
         if not files:
             return "the day lists no data files; nothing to load"
         obj = min(files, key=lambda o: o.size)
@@ -126,7 +144,9 @@ class Preflight:
         finally:
             self.staging.delete([name])
         if rows != footer.rows:
-            raise RuntimeError(f"{self.source.uri(obj.key)}: loaded {rows:,} rows, its footer says {footer.rows:,}")
+            raise RuntimeError(
+                f"{self.source.uri(obj.key)}: loaded {rows:,} rows, its footer says {footer.rows:,}"
+            )
         wrong = {c: t for c, t in types.items() if "TIMESTAMP" not in t.upper()}
         if wrong:
             raise RuntimeError(f"{self.source.uri(obj.key)}: timestamps load as {wrong}, not TIMESTAMP")
@@ -141,3 +161,30 @@ def _size(n: int | None) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1000
     return str(n)
+
+
+def run_preflight(settings: Settings) -> int:
+    """Print one line per step; 0 when every step passed."""
+    from dagster import build_resources as initialize
+
+    from optimizely_assets.definitions import build_resources
+
+    wanted = {k: v for k, v in build_resources(settings).items() if k != "io_manager"}
+    # Initialized as a run would: EnvVar("OPTIMIZELY_PAT") is resolved here, never printed.
+    with initialize(wanted) as r:
+        optimizely = getattr(r.source, "optimizely", None)
+
+        def credentials() -> str:
+            c = optimizely.fetch()
+            return f"account {c.account_id}, s3://{c.bucket}/{c.prefix}, expires {c.expiration:%H:%M} UTC"
+
+        steps = Preflight(
+            source=r.source,
+            staging=r.staging,
+            warehouse=r.warehouse,
+            horizon_days=r.loader.dedup_horizon_days,
+            credentials_check=credentials if optimizely is not None else None,
+        ).run()
+    for s in steps:
+        print(f"{'ok  ' if s.ok else 'FAIL'}  {s.name:<34} {s.seconds:5.1f}s  {s.detail}")
+    return 0 if all(s.ok for s in steps) else 1

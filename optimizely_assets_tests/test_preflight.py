@@ -13,7 +13,7 @@ import uuid
 import pytest
 from google.cloud import storage
 
-from optimizely_assets import cli
+from optimizely_assets.preflight import run_preflight
 from optimizely_assets.settings import Settings
 from optimizely_assets.synthetic import date_range, write_export
 from optimizely_assets_tests.conftest import SMALL, START, upload_tree
@@ -57,7 +57,7 @@ def test_preflight_on_the_emulators_checks_every_step_the_emulators_can_run(
     bucket = f"stage-{uuid.uuid4().hex[:8]}"
     storage.Client(project="test-project").create_bucket(bucket)
     monkeypatch.setenv("OPTIMIZELY_PAT", optimizely_api.token)
-    code = cli.run_preflight(cloud_settings(tmp_path, optimizely_api, moto_endpoint, bq_url, bucket))
+    code = run_preflight(cloud_settings(tmp_path, optimizely_api, moto_endpoint, bq_url, bucket))
     got = lines(capsys)
     for name in ("optimizely credentials API", "latest exported day", "staging write/read/delete",
                  "warehouse dataset and tables", "dry run decisions 2024-01-02", "dry run events 2024-01-02"):
@@ -75,7 +75,7 @@ def test_preflight_names_the_missing_bucket_and_the_permissions_it_needs(
 ):
     upload_tree(moto_endpoint, s3_bucket, _export(tmp_path))
     monkeypatch.setenv("OPTIMIZELY_PAT", optimizely_api.token)
-    code = cli.run_preflight(cloud_settings(tmp_path, optimizely_api, moto_endpoint, bq_url, "no-such-bucket"))
+    code = run_preflight(cloud_settings(tmp_path, optimizely_api, moto_endpoint, bq_url, "no-such-bucket"))
     got = lines(capsys)
     assert code == 1
     assert got["staging write/read/delete"].startswith("FAIL")
@@ -88,7 +88,7 @@ def test_preflight_with_a_wrong_token_fails_at_the_credentials_api_without_print
 ):
     monkeypatch.setenv("OPTIMIZELY_PAT", "pat-wrong-SECRET")
     settings = cloud_settings(tmp_path, optimizely_api, moto_endpoint, bq_url, "any")
-    assert cli.run_preflight(settings) == 1
+    assert run_preflight(settings) == 1
     out = capsys.readouterr().out
     assert "FAIL  optimizely credentials API" in out and "HTTP 401" in out and "OPTIMIZELY_PAT" in out
     assert "pat-wrong-SECRET" not in out
@@ -97,7 +97,7 @@ def test_preflight_with_a_wrong_token_fails_at_the_credentials_api_without_print
 def test_preflight_passes_every_step_on_the_embedded_default(tmp_path, capsys):
     settings = Settings.from_env({"OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local")})
     write_export(settings.local_source_dir, date_range(START, 2), SMALL)
-    assert cli.run_preflight(settings) == 0
+    assert run_preflight(settings) == 0
     got = lines(capsys)
     assert "rows = footer" in got["smoke load events 2024-01-02"]
     assert not (settings.local_staging_dir / "optimizely" / "_preflight").exists() or not any(

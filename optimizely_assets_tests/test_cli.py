@@ -1,0 +1,91 @@
+"""The command line speaks in one line, and the demo never deletes what it did not create."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from optimizely_assets import cli
+from optimizely_assets.layout import ExportType, account_prefix, success_key
+from optimizely_assets.synthetic import ExportSpec
+
+SMALL_ARGS = ["--days", "1", "--decisions-per-day", "200", "--events-per-day", "200"]
+
+
+@pytest.fixture
+def local(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTIMIZELY_LOCAL_DIR", str(tmp_path / "local"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return tmp_path / "local"
+
+
+def test_the_demo_refuses_a_directory_it_did_not_create_and_leaves_it_alone(local, capsys):
+    local.mkdir()
+    (local / "thesis.docx").write_text("years of work")
+    assert cli.main(["demo", *SMALL_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "did not create" in err and str(local) in err
+    assert sorted(p.name for p in local.iterdir()) == ["thesis.docx"]
+
+
+def test_a_second_demo_replaces_its_data_but_keeps_the_dagster_home(local, capsys):
+    assert cli.main(["demo", *SMALL_ARGS]) == 0
+    history = local / "dagster_home" / "keep-me"
+    history.write_text("runs of a live `make dev`")
+    assert cli.main(["demo", *SMALL_ARGS]) == 0
+    assert history.exists() and (local / "warehouse.duckdb").exists()
+    assert "5/5 passed" in capsys.readouterr().out
+
+
+def test_generate_keeps_days_already_there_and_their_success_markers(local, capsys):
+    assert cli.main(["generate", *SMALL_ARGS]) == 0
+    marker = local / "source" / success_key(account_prefix(ExportSpec.account_id), ExportType.EVENTS, "2024-01-01")
+    before = marker.stat().st_mtime_ns
+    assert cli.main(["generate", "--days", "2"]) == 0
+    assert marker.stat().st_mtime_ns == before
+    assert "kept 1 day(s)" in capsys.readouterr().out
+
+
+def test_checks_in_an_empty_directory_say_what_to_do_and_create_nothing(local, capsys):
+    local.mkdir()
+    assert cli.main(["checks"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "optimizely-assets demo" in err
+    assert list(local.iterdir()) == []
+
+
+def test_checks_on_a_day_never_loaded_fail_in_one_line(local, capsys):
+    assert cli.main(["demo", *SMALL_ARGS]) == 0
+    capsys.readouterr()
+    assert cli.main(["checks", "--start", "2024-03-01", "--days", "1"]) == 1
+    out = capsys.readouterr().out
+    (run_line,) = [line for line in out.splitlines() if "(run)" in line]
+    assert run_line.startswith("FAIL") and "never loaded" in run_line
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "two"])
+def test_non_positive_day_counts_are_refused(days, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["checks", "--days", days])
+    assert exit_.value.code == 2 and "--days" in capsys.readouterr().err
+
+
+def test_bad_settings_print_one_line_naming_the_variable(local, monkeypatch, capsys):
+    monkeypatch.setenv("OPTIMIZELY_START_DATE", "2024-31-01")
+    assert cli.main(["checks"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "OPTIMIZELY_START_DATE" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["demo", "generate", "checks", "preflight"])
+def test_every_option_has_help_with_its_default(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out.split("options:", 1)[1]
+    options = re.findall(r"^\s+(--[a-z-]+)", text, re.M)
+    assert options or command == "preflight"
+    for opt in options:
+        block = text.split(opt, 1)[1].split("\n  -", 1)[0]
+        assert "default" in block, (opt, block)
