@@ -18,7 +18,7 @@ from dagster import (
 from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, STAGED_FILES, key
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.source import ExportSource
-from optimizely_assets.success_watch import dump_cursor, load_cursor, observe, plan, window
+from optimizely_assets.success_watch import days_to_observe, dump_cursor, load_cursor, observe, plan_type
 
 
 def utc_today() -> dt.date:
@@ -31,6 +31,7 @@ def build_success_sensor(
     lookback_days: int = 3,
     today: Callable[[], dt.date] = utc_today,
     interval_seconds: int = 300,
+    max_days_per_tick: int = 14,
 ):
     @sensor(
         name="optimizely_success_sensor",
@@ -38,17 +39,30 @@ def build_success_sensor(
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.STOPPED,
         description=(
-            f"Starts a day of one export type when its _SUCCESS appears; re-runs a day whose marker or "
-            f"file list changed within the last {lookback_days} days (late files, rewrites)."
+            f"Starts a day of one export type when its _SUCCESS appears, every day after its high-water "
+            f"mark ({max_days_per_tick} at most per tick, so an outage is caught up); re-runs a day whose "
+            f"marker or file list changed within the last {lookback_days} days (late files, rewrites)."
         ),
     )
     def optimizely_success_sensor(context: SensorEvaluationContext, source: ExportSource):
         last = partitions_def.get_last_partition_key()
         if last is None:
             return SkipReason("no daily partition exists yet")
-        days = window(today(), lookback_days, dt.date.fromisoformat(last))
-        observed = {(t, d): observe(source, t, d) for t in ExportType for d in days}
-        requests, cursor = plan(load_cursor(context.cursor), observed)
+        last_day = min(today(), dt.date.fromisoformat(last))
+        first = dt.date.fromisoformat(partitions_def.get_first_partition_key())
+        cursors = load_cursor(context.cursor)
+        requests = []
+        for t in ExportType:
+            days = days_to_observe(cursors[t], last_day, first, lookback_days, max_days_per_tick)
+            observed = {d: observe(source, t, d) for d in days}
+            reqs, cursors[t], skipped = plan_type(t, cursors[t], observed, last_day, lookback_days)
+            requests += reqs
+            for d in skipped:
+                context.log.warning(
+                    f"type={t.value} date={d}: still no _SUCCESS while later days are complete; the sensor "
+                    "moves on. Materialize the day once Optimizely delivers it."
+                )
+        cursor = cursors
         runs = [
             RunRequest(
                 run_key=r.run_key,

@@ -1,8 +1,9 @@
 """What the `_SUCCESS` sensor decides on each tick, as pure functions of what it observed.
 
 A day is identified by (export type, date); its fingerprint is the marker's ETag and
-LastModified plus, for days inside the re-check window, the (key, ETag) set of its files, so
-a rewritten marker or a late file both start the day again.
+LastModified plus the (key, ETag) set of its files, so a rewritten marker or a late file both
+start the day again. A high-water mark per type remembers how far every day was requested, so
+days that completed during an outage are all requested once the sensor runs again.
 """
 
 from __future__ import annotations
@@ -29,12 +30,6 @@ class DayRequest:
         return f"{self.export_type.value}:{self.day.isoformat()}:{self.fingerprint}"
 
 
-def window(today: dt.date, lookback_days: int, last_partition: dt.date | None) -> list[dt.date]:
-    """Days the tick looks at: the last ``lookback_days`` up to the last existing partition."""
-    end = min(today, last_partition) if last_partition else today
-    return [end - dt.timedelta(days=i) for i in range(lookback_days - 1, -1, -1)]
-
-
 def fingerprint(marker_etag: str, marker_modified: dt.datetime, files: Iterable[tuple[str, str]]) -> str:
     h = hashlib.sha256(f"{marker_etag}|{marker_modified.isoformat()}".encode())
     for key, etag in sorted(files):
@@ -55,29 +50,75 @@ def observe(source: ExportSource, export_type: ExportType, day: dt.date) -> str 
     return fingerprint(marker.etag, marker.last_modified, files)
 
 
-def plan(
-    cursor: dict[str, dict[str, str]],
-    observed: dict[tuple[ExportType, dt.date], str | None],
-) -> tuple[list[DayRequest], dict[str, dict[str, str]]]:
-    """Requests for days whose fingerprint is new or changed, and the next cursor.
+@dataclass(frozen=True)
+class TypeCursor:
+    """Per export type: every day up to ``hwm`` was requested (or reported missing), and the
+    fingerprints of the days observed lately, so an unchanged day is not requested twice."""
 
-    The cursor keeps only the days just observed, so it stays the size of the window.
+    hwm: dt.date | None
+    seen: dict[str, str]
+
+
+def days_to_observe(
+    cursor: TypeCursor, last: dt.date, first: dt.date, lookback_days: int, max_days_per_tick: int
+) -> list[dt.date]:
+    """The recent days up to the mark (late files, rewrites) and the next days after it."""
+    hwm = cursor.hwm or last - dt.timedelta(days=lookback_days)  # a first tick: recent days only
+    start = max(first, min(hwm, last) - dt.timedelta(days=lookback_days - 1))
+    end = min(last, hwm + dt.timedelta(days=max_days_per_tick))
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def plan_type(
+    export_type: ExportType,
+    cursor: TypeCursor,
+    observed: dict[dt.date, str | None],
+    last: dt.date,
+    lookback_days: int,
+) -> tuple[list[DayRequest], TypeCursor, list[dt.date]]:
+    """Requests for new or changed days, the next cursor, and days given up on as missing.
+
+    The mark advances over contiguous complete days. A day still without _SUCCESS once it is
+    older than the re-check window while later days completed is reported and passed over, so
+    one missing day cannot hold back every later one.
     """
-    requests: list[DayRequest] = []
-    nxt: dict[str, dict[str, str]] = {}
-    for (export_type, day), fp in sorted(observed.items(), key=lambda kv: (kv[0][1], kv[0][0].value)):
-        if fp is None:
-            continue
-        seen = cursor.get(export_type.value, {}).get(day.isoformat())
-        if seen != fp:
-            requests.append(DayRequest(export_type, day, fp, "new" if seen is None else "changed"))
-        nxt.setdefault(export_type.value, {})[day.isoformat()] = fp
-    return requests, nxt
+    requests = []
+    for day, fp in sorted(observed.items()):
+        if fp is not None and cursor.seen.get(day.isoformat()) != fp:
+            reason = "new" if day.isoformat() not in cursor.seen else "changed"
+            requests.append(DayRequest(export_type, day, fp, reason))
+    hwm = cursor.hwm or last - dt.timedelta(days=lookback_days)
+    recent = last - dt.timedelta(days=lookback_days - 1)
+    skipped = []
+    for day in sorted(d for d in observed if d > hwm):
+        if observed[day] is not None:
+            hwm = day
+        elif day < recent and any(fp is not None for d, fp in observed.items() if d > day):
+            skipped.append(day)
+            hwm = day
+        else:
+            break
+    keep_from = min(hwm, last) - dt.timedelta(days=lookback_days)
+    seen = {d.isoformat(): fp for d, fp in observed.items() if fp is not None and d > keep_from}
+    seen.update({k: v for k, v in cursor.seen.items() if k > keep_from.isoformat() and k not in seen})
+    return requests, TypeCursor(hwm, seen), skipped
 
 
-def load_cursor(raw: str | None) -> dict[str, dict[str, str]]:
-    return json.loads(raw) if raw else {}
+def load_cursor(raw: str | None) -> dict[ExportType, TypeCursor]:
+    data = json.loads(raw) if raw else {}
+    out = {}
+    for t in ExportType:
+        entry = data.get(t.value, {})
+        if "seen" not in entry:  # the previous cursor held only {day: fingerprint}
+            entry = {"hwm": max(entry) if entry else None, "seen": entry}
+        hwm = dt.date.fromisoformat(entry["hwm"]) if entry.get("hwm") else None
+        out[t] = TypeCursor(hwm, dict(entry["seen"]))
+    return out
 
 
-def dump_cursor(cursor: dict[str, dict[str, str]]) -> str:
-    return json.dumps(cursor, sort_keys=True, separators=(",", ":"))
+def dump_cursor(cursor: dict[ExportType, TypeCursor]) -> str:
+    data = {
+        t.value: {"hwm": c.hwm.isoformat() if c.hwm else None, "seen": dict(sorted(c.seen.items()))}
+        for t, c in cursor.items()
+    }
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 
 import duckdb
@@ -14,7 +15,6 @@ from optimizely_assets.automation import build_success_sensor
 from optimizely_assets.definitions import DAILY_JOB, build_definitions
 from optimizely_assets.layout import ExportType, account_prefix, success_key
 from optimizely_assets.resources.source import LocalExportSource
-from optimizely_assets.success_watch import plan
 from optimizely_assets.synthetic import date_range, write_export
 from optimizely_assets_tests.conftest import SMALL, START
 from optimizely_assets_tests.helpers import local_settings, run_day
@@ -121,8 +121,55 @@ def test_sensor_starts_complete_days_once_and_again_when_a_late_file_lands(tmp_p
     assert got == [("2024-01-02", "events", "changed"), ("2024-01-03", "decisions", "new")]
 
 
-def test_plan_keeps_the_cursor_to_the_window():
-    observed = {(ExportType.EVENTS, dt.date(2024, 1, 5)): "b", (ExportType.EVENTS, dt.date(2024, 1, 6)): None}
-    requests, cursor = plan({"events": {"2023-12-01": "x", "2024-01-05": "a"}}, observed)
-    assert [(r.day.isoformat(), r.reason) for r in requests] == [("2024-01-05", "changed")]
-    assert cursor == {"events": {"2024-01-05": "b"}}
+def _sensor_over(settings, today: dt.date, end: str, **kw):
+    from dagster import DailyPartitionsDefinition
+
+    job = build_definitions(settings).resolve_job_def(DAILY_JOB)
+    daily = DailyPartitionsDefinition(start_date=settings.start_date, end_date=end)
+    source = LocalExportSource(root_dir=str(settings.local_source_dir), account_id=SMALL.account_id)
+    sensor = build_success_sensor(job, daily, lookback_days=3, today=lambda: today, **kw)
+
+    def tick(cursor):
+        return sensor(build_sensor_context(cursor=cursor, resources={"source": source}))
+
+    return tick
+
+
+def _requested(result) -> list[tuple[str, str]]:
+    return sorted((r.partition_key, r.tags["optimizely/export_type"]) for r in result.run_requests)
+
+
+def test_after_a_five_day_outage_the_sensor_requests_every_day_it_missed(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    days = date_range(START, 8)
+    write_export(settings.local_source_dir, days[:3], SMALL)
+    before = _sensor_over(settings, days[2], "2024-01-04")(None)
+    assert {d for d, _ in _requested(before)} == {d.isoformat() for d in days[:3]}
+    # The sensor is down while days 4..8 complete; it comes back on day 8.
+    write_export(settings.local_source_dir, days[3:], SMALL)
+    after = _sensor_over(settings, days[7], "2024-01-09")(before.cursor)
+    assert _requested(after) == [(d.isoformat(), t.value) for d in days[3:] for t in ExportType]
+    assert _sensor_over(settings, days[7], "2024-01-09")(after.cursor).run_requests == []
+
+
+def test_a_day_that_never_completes_is_reported_and_does_not_hold_back_later_days(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    days = date_range(START, 10)
+    write_export(settings.local_source_dir, [d for d in days if d != days[3]], SMALL)
+    write_export(settings.local_source_dir, [days[3]], SMALL, success=False)  # day 4: no _SUCCESS, ever
+    first = _sensor_over(settings, days[2], "2024-01-04")(None)
+    result = _sensor_over(settings, days[9], "2024-01-11")(first.cursor)
+    requested = {d for d, _ in _requested(result)}
+    assert days[3].isoformat() not in requested
+    assert {d.isoformat() for d in days[4:]} <= requested
+    cursor = json.loads(result.cursor)
+    assert cursor["decisions"]["hwm"] == days[9].isoformat()
+    assert len(cursor["decisions"]["seen"]) <= 4  # the cursor stays the size of the re-check window
+
+
+def test_the_previous_cursor_format_is_read_as_a_high_water_mark():
+    from optimizely_assets.success_watch import load_cursor
+
+    cursor = load_cursor(json.dumps({"events": {"2024-01-04": "a", "2024-01-05": "b"}}))
+    assert cursor[ExportType.EVENTS].hwm == dt.date(2024, 1, 5)
+    assert cursor[ExportType.DECISIONS].hwm is None
