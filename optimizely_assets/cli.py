@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from optimizely_assets.concurrency import free_slots_of_dead_runs
 from optimizely_assets.layout import ExportType, account_prefix, success_key
 from optimizely_assets.resources.optimizely_auth import CredentialsError
 from optimizely_assets.settings import Settings, SettingsError
@@ -51,6 +52,7 @@ def run_days(settings: Settings, days: list[dt.date], log_level: str = "ERROR") 
     instance = DagsterInstance.get()
     summary: list[dict] = []
     for day in days:
+        free_slots_of_dead_runs(instance)  # a killed earlier run must not hold a pool slot forever
         result = job.execute_in_process(
             partition_key=day.isoformat(),
             instance=instance,

@@ -8,6 +8,9 @@ instance this run belongs to before any step runs, and fails the run with what t
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from collections.abc import Iterable, Iterator
 
 from dagster import executor
@@ -16,6 +19,7 @@ from dagster._core.execution.retries import RetryMode
 from dagster._core.executor.base import Executor
 from dagster._core.executor.in_process import InProcessExecutor
 from dagster._core.instance import DagsterInstance
+from dagster._core.storage.dagster_run import FINISHED_STATUSES, DagsterRunStatus
 
 from optimizely_assets.warehouse import MergeConcurrencyError
 
@@ -50,6 +54,79 @@ def pool_problems(instance: DagsterInstance, pools: Iterable[str]) -> list[str]:
     return problems
 
 
+WORKER_TAG = "optimizely/worker"  # host:pid of the process running the run's steps
+REAP_EVERY_SECONDS = 10.0
+
+
+def record_worker(instance: DagsterInstance, run_id: str) -> None:
+    """Tag the run with this process, so a later run can tell when it died holding a slot."""
+    instance.add_run_tags(run_id, {WORKER_TAG: f"{socket.gethostname()}:{os.getpid()}"})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def free_slots_of_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Free the pool slots of runs that ended, or whose worker on this host is gone (marked failed).
+
+    Dagster frees a run's slots when the run ends; a worker killed by SIGKILL, the OOM killer or a
+    lost node never ends its run. Launchers that can check their workers (Kubernetes, Docker) are
+    covered by run monitoring in dagster.yaml; this covers the default launcher and in-process runs.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    holders = {
+        c.run_id
+        for key in storage.get_concurrency_keys()
+        for c in storage.get_concurrency_info(key).claimed_slots
+    }
+    freed = []
+    for run_id in sorted(holders):
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status not in FINISHED_STATUSES:
+            host, _, pid = run.tags.get(WORKER_TAG, "").rpartition(":")
+            if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+                continue
+            if run.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING):
+                instance.report_run_failed(
+                    run, f"its worker process {pid} on {host} is gone; its pool slots were freed"
+                )
+        storage.free_concurrency_slots_for_run(run_id)
+        freed.append(run_id)
+    return freed
+
+
+class _Reaper:
+    """Frees dead runs' slots every few seconds while this run may be waiting for one."""
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        self._instance = instance
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="optimizely-slot-reaper")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(REAP_EVERY_SECONDS):
+            try:
+                free_slots_of_dead_runs(self._instance)
+            except Exception:  # noqa: BLE001 - never fail a run over housekeeping
+                pass
+
+    def __enter__(self) -> _Reaper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+
+
 def refusal(problems: list[str]) -> MergeConcurrencyError:
     return MergeConcurrencyError(
         "refusing to start: BigQuery runs insert-only MERGEs into one table side by side, and two of "
@@ -80,12 +157,22 @@ class PoolGuardExecutor(Executor):
         return self._inner.step_dependency_config
 
     def execute(self, plan_context, execution_plan) -> Iterator:
+        instance = plan_context.instance
         steps = execution_plan.get_steps_to_execute_in_topo_order()
         needed = {s.pool for s in steps if s.pool in self._pools}
-        problems = pool_problems(plan_context.instance, needed)
+        problems = pool_problems(instance, needed)
         if problems:
             raise refusal(problems)
-        yield from self._inner.execute(plan_context, execution_plan)
+        record_worker(instance, plan_context.dagster_run.run_id)
+        if (
+            not any(s.pool for s in steps)
+            or not instance.event_log_storage.supports_global_concurrency_limits
+        ):
+            yield from self._inner.execute(plan_context, execution_plan)
+            return
+        free_slots_of_dead_runs(instance)
+        with _Reaper(instance):
+            yield from self._inner.execute(plan_context, execution_plan)
 
 
 def guarded_in_process_executor(serialised_pools: Iterable[str]):

@@ -1,6 +1,8 @@
 """Run one day in this process and SIGKILL it at a chosen point: a real crash, no cleanup.
 
-python -m optimizely_assets_tests.crash_run <local_dir> <day> <copy|load|merge|none>
+python -m optimizely_assets_tests.crash_run <local_dir> <day> <copy|load|merge|none> [persistent]
+
+``persistent``: run against $DAGSTER_HOME's instance instead of an ephemeral one.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class CrashingWarehouse(DuckDBWarehouse):
             yield _Con(con, self.trigger)
 
 
-def main(local_dir: str, day: str, point: str) -> None:
+def main(local_dir: str, day: str, point: str, instance_kind: str = "ephemeral") -> None:
     import datetime as dt
 
     settings = local_settings(Path(local_dir))
@@ -69,11 +71,10 @@ def main(local_dir: str, day: str, point: str) -> None:
     elif point in ("load", "merge"):
         trigger = "INSERT INTO decisions_raw" if point == "load" else "MERGE INTO decisions"
         resources["warehouse"] = CrashingWarehouse(path=str(settings.duckdb_path), trigger=trigger)
-    result = run_day(
-        settings, dt.date.fromisoformat(day), DagsterInstance.ephemeral(), resources=resources or None
-    )
+    instance = DagsterInstance.get() if instance_kind == "persistent" else DagsterInstance.ephemeral()
+    result = run_day(settings, dt.date.fromisoformat(day), instance, resources=resources or None)
     sys.exit(0 if result.success else 1)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, EventRecordsFilter
 
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.concurrency import pool_problems
@@ -112,3 +112,29 @@ def test_an_in_process_bigquery_run_on_an_ephemeral_instance_refuses_before_its_
 def test_the_projects_instance_configuration_serialises_every_canonical_pool(tmp_path, monkeypatch):
     instance = project_instance(tmp_path / "dagster_home", monkeypatch)
     assert pool_problems(instance, [canonical_pool(t) for t in ExportType]) == []
+
+
+def test_a_killed_runs_pool_slot_is_freed_and_the_next_run_of_that_pool_runs(tmp_path, monkeypatch):
+    """SIGKILL a run inside its MERGE, holding the table's one slot; the next run reaps it and finishes."""
+    instance = project_instance(tmp_path / "dagster_home", monkeypatch)
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, DAYS[:2], SMALL)
+    env = {**os.environ, "OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local")}
+    killed = subprocess.run(
+        [sys.executable, "-m", "optimizely_assets_tests.crash_run", str(tmp_path / "local"), DAYS[0].isoformat(),
+         "merge", "persistent"],
+        cwd=REPO, env=env, capture_output=True, timeout=300,
+    )
+    assert killed.returncode == -9
+    pool = canonical_pool(ExportType.DECISIONS)
+    (dead_run,) = {c.run_id for c in instance.event_log_storage.get_concurrency_info(pool).claimed_slots}
+
+    selection = ",".join(f"decisions/{s}" for s in ("source_files", "staged_files", "raw_table", "canonical"))
+    nxt = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "optimizely_assets.definitions",
+         "--select", selection, "--partition", DAYS[1].isoformat()],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert nxt.returncode == 0, nxt.stderr[-2000:]
+    assert instance.get_run_by_id(dead_run).status == DagsterRunStatus.FAILURE
+    assert dead_run not in {c.run_id for c in instance.event_log_storage.get_concurrency_info(pool).claimed_slots}

@@ -8,7 +8,7 @@ from optimizely_assets.assets.keys import (
     key,
     partition_day,
 )
-from optimizely_assets.concurrency import ensure_merges_serialised
+from optimizely_assets.concurrency import ensure_merges_serialised, record_worker
 from optimizely_assets.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.warehouse import Warehouse
@@ -34,6 +34,7 @@ def build_canonical_asset(export_type: ExportType, partitions_def):
         context: AssetExecutionContext, warehouse: Warehouse, loader: LoaderConfig
     ) -> MaterializeResult:
         day = partition_day(context.partition_key)
+        record_worker(context.instance, context.run_id)  # execute_in_process skips our executor
         if not warehouse.merges_serialised_by_backend:
             ensure_merges_serialised(context.instance, canonical_pool(export_type))
         warehouse.ensure_tables(export_type)
