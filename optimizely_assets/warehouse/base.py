@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pyarrow as pa
 from dagster import ConfigurableResource
@@ -156,14 +157,9 @@ class DaySummary:
 class Warehouse(ConfigurableResource):
     """One warehouse backend. Implementations: ``duckdb.DuckDBWarehouse``, ``bigquery.BigQueryWarehouse``."""
 
-    @property
-    def kind(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def merges_serialised_by_backend(self) -> bool:
-        """True when the backend itself never runs two MERGEs into one table side by side."""
-        raise NotImplementedError
+    kind: ClassVar[str]
+    # True when the backend itself never runs two MERGEs into one table side by side.
+    merges_serialised_by_backend: ClassVar[bool]
 
     def ensure_tables(self, export_type: ExportType) -> None:
         raise NotImplementedError

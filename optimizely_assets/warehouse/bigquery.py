@@ -49,14 +49,9 @@ class BigQueryWarehouse(Warehouse):
     _client = PrivateAttr(default=None)
     non_source_columns: ClassVar[tuple[str, ...]] = (EXPORT_DATE, EVENT_DATE)
 
-    @property
-    def kind(self) -> str:
-        return "bigquery"
-
-    @property
-    def merges_serialised_by_backend(self) -> bool:
-        # Insert-only MERGEs into one table run side by side (documented): Dagster must serialise them.
-        return False
+    kind: ClassVar[str] = "bigquery"
+    # Insert-only MERGEs into one table run side by side (documented): Dagster must serialise them.
+    merges_serialised_by_backend: ClassVar[bool] = False
 
     @property
     def client(self):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -47,14 +48,9 @@ class DuckDBWarehouse(Warehouse):
     )
     lock_timeout_seconds: float = 600.0
 
-    @property
-    def kind(self) -> str:
-        return "duckdb"
-
-    @property
-    def merges_serialised_by_backend(self) -> bool:
-        # DuckDB lets one process open the file for writing; the others wait in `connect`.
-        return True
+    kind: ClassVar[str] = "duckdb"
+    # DuckDB lets one process open the file for writing; the others wait in `connect`.
+    merges_serialised_by_backend: ClassVar[bool] = True
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
