@@ -16,8 +16,8 @@ import statistics
 import time
 from pathlib import Path
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.schemas import SCHEMAS
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.e3.schemas import SCHEMAS
 from optimizely_assets.warehouse import dedup_window
 from optimizely_assets.warehouse import duckdb_sql as sql
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import duckdb
 
-from optimizely_assets.layout import ExportType, account_prefix, success_key
-from optimizely_assets.synthetic import ExportSpec, date_range, write_export
+from optimizely_assets.demo.synthetic import ExportSpec, date_range, write_export
+from optimizely_assets.e3.layout import ExportType, account_prefix, success_key
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START = dt.date(2024, 1, 1)
@@ -49,7 +49,7 @@ def bench_throughput(work: Path, days: int, rows: int) -> dict:
     from dagster import DagsterInstance
 
     from bench.one_day import main as one_day
-    from optimizely_assets.schemas import SCHEMAS
+    from optimizely_assets.e3.schemas import SCHEMAS
     from optimizely_assets.warehouse import duckdb_sql
 
     local = work / "throughput"

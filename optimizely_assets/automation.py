@@ -16,9 +16,15 @@ from dagster import (
 )
 
 from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, STAGED_FILES, key
-from optimizely_assets.layout import ExportType
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.success_watch import (
+    days_to_observe,
+    dump_cursor,
+    load_cursor,
+    observe,
+    plan_type,
+)
 from optimizely_assets.resources.source import ExportSource
-from optimizely_assets.success_watch import days_to_observe, dump_cursor, load_cursor, observe, plan_type
 
 
 def utc_today() -> dt.date:

@@ -5,24 +5,18 @@ import datetime as dt
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetIn,
-    AssetsDefinition,
     MetadataValue,
     asset_check,
 )
 
-from optimizely_assets.assets.keys import (
-    CANONICAL,
-    RAW_TABLE,
-    SOURCE_FILES,
-    key,
-    md_table,
-    partition_day,
-    sorted_keys,
-)
-from optimizely_assets.layout import ExportType, day_prefix, is_data_file, success_key
-from optimizely_assets.manifest import DayManifest
+from optimizely_assets.assets.factory import partition_day
+from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, key
+from optimizely_assets.assets.metadata import md_table, sorted_keys
+from optimizely_assets.e3.layout import ExportType, day_prefix, is_data_file, success_key
+from optimizely_assets.loading.manifest import DayManifest
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.warehouse import Warehouse
@@ -32,7 +26,7 @@ def _names(keys) -> str:
     return ", ".join("NULL" if k is None else str(k) for k in keys)
 
 
-def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsDefinition]:
+def rows_match_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
     col = export_type.key_column
     source_in = {"manifest": AssetIn(key=key(export_type, SOURCE_FILES))}
 
@@ -77,6 +71,13 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
             },
         )
 
+    return rows_match
+
+
+def all_present_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
+    col = export_type.key_column
+    source_in = {"manifest": AssetIn(key=key(export_type, SOURCE_FILES))}
+
     @asset_check(
         asset=key(export_type, CANONICAL),
         name=f"every_source_{export_type.partition_column}_in_warehouse",
@@ -95,7 +96,9 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
         raw = warehouse.raw_day(export_type, day)
         expected = manifest.rows_by_key() or {}
         missing_raw = list(sorted_keys({k: n for k, n in expected.items() if n and k not in raw.key_rows}))
-        missing_canonical = sorted_keys(warehouse.missing_from_canonical(export_type, day, loader.dedup_horizon_days))
+        missing_canonical = sorted_keys(
+            warehouse.missing_from_canonical(export_type, day, loader.dedup_horizon_days)
+        )
         passed = not missing_raw and not missing_canonical
         desc = f"{export_type.value} {day}: {len(expected)} {col}s in source"
         if missing_raw:
@@ -108,7 +111,9 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
             metadata={
                 f"source_{col}s": len(expected),
                 "missing_from_raw": MetadataValue.json(missing_raw),
-                "per_key_comparison": "on" if manifest.rows_by_key() is not None else "off: files without statistics",
+                "per_key_comparison": "on"
+                if manifest.rows_by_key() is not None
+                else "off: files without statistics",
                 "uuids_missing_from_canonical": sum(missing_canonical.values()),
                 **(
                     {"missing_by_" + col: MetadataValue.md(md_table((col, "uuids"), missing_canonical))}
@@ -117,6 +122,11 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
                 ),
             },
         )
+
+    return all_present
+
+
+def no_duplicates_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
 
     @asset_check(
         asset=key(export_type, CANONICAL),
@@ -139,6 +149,11 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
                 "examples": MetadataValue.json([u for u, _ in dups[:5]]),
             },
         )
+
+    return no_duplicates
+
+
+def drift_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
 
     @asset_check(
         asset=key(export_type, SOURCE_FILES),
@@ -165,6 +180,12 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
                 ),
             },
         )
+
+    return drift
+
+
+def fresh_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
+    source_in = {"manifest": AssetIn(key=key(export_type, SOURCE_FILES))}
 
     @asset_check(
         asset=key(export_type, RAW_TABLE),
@@ -226,5 +247,12 @@ def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetsD
             },
         )
 
-    # The manifest input of `drift` is the checked asset itself, so it needs no additional_ins.
-    return [rows_match, all_present, no_duplicates, drift, fresh]
+    return fresh
+
+
+# One builder per check; `drift` checks the manifest asset itself, so it needs no additional_ins.
+CHECK_BUILDERS = (rows_match_check, all_present_check, no_duplicates_check, drift_check, fresh_check)
+
+
+def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetChecksDefinition]:
+    return [build(export_type, partitions_def) for build in CHECK_BUILDERS]

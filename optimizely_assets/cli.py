@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from optimizely_assets.concurrency import free_slots_of_dead_runs
-from optimizely_assets.layout import ExportType, account_prefix, success_key
+from optimizely_assets.demo.synthetic import ExportSpec, date_range, write_export
+from optimizely_assets.e3.layout import ExportType, account_prefix, success_key
 from optimizely_assets.resources.optimizely_auth import CredentialsError
 from optimizely_assets.settings import Settings, SettingsError
-from optimizely_assets.synthetic import ExportSpec, date_range, write_export
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 from dagster import (
+    AnchorBasedFilePathMapping,
     AssetSelection,
     DailyPartitionsDefinition,
     Definitions,
     EnvVar,
     FilesystemIOManager,
     define_asset_job,
+    link_code_references_to_git,
+    with_source_code_references,
 )
+from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from optimizely_assets.assets import build_export_assets
+from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.automation import build_daily_schedule, build_success_sensor
 from optimizely_assets.checks import build_export_checks
 from optimizely_assets.concurrency import guarded_in_process_executor
-from optimizely_assets.layout import ExportType
+from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import LocalExportSource
 from optimizely_assets.resources.staging import LocalStaging
@@ -27,10 +34,40 @@ from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 
 DAILY_JOB = "optimizely_daily"
 
-# Partitioned asset checks ("preview") and backfill policies ("beta") in Dagster 1.13 are
-# exactly what per-day proof and per-day backfills need.
-warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`.*")
+# Partitioned asset checks (preview) and backfill policies (beta) in Dagster 1.13 are exactly
+# what per-day proof and per-day backfills need: their warnings are filtered here, once, by category.
+warnings.filterwarnings("ignore", category=PreviewWarning)
+warnings.filterwarnings("ignore", category=BetaWarning)
+
+
+def deployment_of(settings: Settings) -> Deployment:
+    """What the UI shows for kinds, owners and table names: what this environment runs on."""
+    bigquery = settings.warehouse == "bigquery"
+    return Deployment(
+        source="s3" if settings.source == "s3" else "filesystem",
+        staging="gcs" if bigquery else "filesystem",
+        warehouse=settings.warehouse,
+        table_prefix=f"{settings.gcp_project}.{settings.bq_dataset}"
+        if bigquery
+        else f"{settings.duckdb_path.stem}.main",
+        owners=settings.owners,
+    )
+
+
+def with_code_references(assets: list) -> list:
+    """ "View code" lands on each asset's function; on GitHub too when OPTIMIZELY_GIT_URL is set."""
+    assets = with_source_code_references(assets)
+    git_url = os.environ.get("OPTIMIZELY_GIT_URL")
+    if not git_url:
+        return assets
+    return link_code_references_to_git(
+        assets,
+        git_url=git_url,
+        git_branch=os.environ.get("OPTIMIZELY_GIT_BRANCH", "main"),
+        file_path_mapping=AnchorBasedFilePathMapping(
+            local_file_anchor=Path(__file__).parent.parent, file_anchor_path_in_repository=""
+        ),
+    )
 
 
 def build_resources(settings: Settings) -> dict:
@@ -95,7 +132,8 @@ def build_resources(settings: Settings) -> dict:
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     daily = DailyPartitionsDefinition(start_date=settings.start_date)
-    assets = [a for t in ExportType for a in build_export_assets(t, daily)]
+    deployment = deployment_of(settings)
+    assets = with_code_references([a for t in ExportType for a in build_export_assets(t, daily, deployment)])
     checks = [c for t in ExportType for c in build_export_checks(t, daily)]
     daily_job = define_asset_job(
         DAILY_JOB,
@@ -105,7 +143,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     )
     resources = build_resources(settings)
     # Where the backend itself does not keep MERGEs into one table apart, the instance must.
-    serialised = [] if resources["warehouse"].merges_serialised_by_backend else [canonical_pool(t) for t in ExportType]
+    serialised = (
+        [] if resources["warehouse"].merges_serialised_by_backend else [canonical_pool(t) for t in ExportType]
+    )
     return Definitions(
         assets=assets,
         asset_checks=checks,

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from optimizely_assets.layout import (
+from optimizely_assets.e3.layout import (
     ExportType,
     day_prefix,
     is_data_file,
@@ -22,10 +22,10 @@ from optimizely_assets.layout import (
     success_key,
     type_prefix,
 )
+from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.resources.staging import Staging
 from optimizely_assets.settings import Settings
-from optimizely_assets.staging_copy import StagedFile
 from optimizely_assets.warehouse import Warehouse
 
 HINTS = {

@@ -55,6 +55,7 @@ class Settings:
     has_pat: bool
     sensor_lookback_days: int = 3
     bq_maximum_bytes_billed: int | None = 1 << 40
+    owners: tuple[str, ...] = ("team:data-engineering",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +110,15 @@ class Settings:
                 f"OPTIMIZELY_BQ_MAXIMUM_BYTES_BILLED must be a number of bytes or 'off', got {max_billed!r}"
             )
 
+        owners = tuple(
+            o.strip() for o in get("OPTIMIZELY_OWNERS", "team:data-engineering").split(",") if o.strip()
+        )
+        bad_owners = [o for o in owners if not (o.startswith("team:") or re.fullmatch(r"[^@\s]+@[^@\s]+", o))]
+        if bad_owners:
+            raise SettingsError(
+                f"OPTIMIZELY_OWNERS takes emails or team:<name>, comma-separated; got {', '.join(bad_owners)}"
+            )
+
         return cls(
             start_date=start,
             local_dir=local_dir,
@@ -131,6 +141,7 @@ class Settings:
                 get("OPTIMIZELY_SENSOR_LOOKBACK_DAYS", "3"), "OPTIMIZELY_SENSOR_LOOKBACK_DAYS"
             ),
             bq_maximum_bytes_billed=None if max_billed.lower() == "off" else int(max_billed),
+            owners=owners,
         )
 
     @property

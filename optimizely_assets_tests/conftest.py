@@ -8,8 +8,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.synthetic import ExportSpec, WrittenDay, date_range, write_export
+from optimizely_assets.demo.synthetic import ExportSpec, WrittenDay, date_range, write_export
+from optimizely_assets.e3.layout import ExportType
 from optimizely_assets_tests.servers import FakeOptimizelyAPI, free_port
 
 # Nothing here may reach a real cloud: fake keys, loopback endpoints only.

@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 
-from optimizely_assets.layout import ExportType
+from optimizely_assets.demo.synthetic import date_range, write_export, write_parquet
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.staging_copy import quarantine_name
 from optimizely_assets.resources.loader_config import LoaderConfig
-from optimizely_assets.staging_copy import quarantine_name
-from optimizely_assets.synthetic import date_range, write_export, write_parquet
 from optimizely_assets_tests.conftest import SMALL, START, rows_of
 from optimizely_assets_tests.helpers import checks_of, local_settings, run_day, table_counts
 

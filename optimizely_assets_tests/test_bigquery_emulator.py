@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 from google.cloud import bigquery
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.schemas import bigquery_source_fields
-from optimizely_assets.staging_copy import StagedFile
-from optimizely_assets.synthetic import ExportSpec, date_range, partition_table, write_export
+from optimizely_assets.demo.synthetic import ExportSpec, date_range, partition_table, write_export
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.e3.schemas import bigquery_source_fields
+from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse.bigquery import BigQueryWarehouse
 from optimizely_assets.warehouse.bigquery_sql import add_columns, lit
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse

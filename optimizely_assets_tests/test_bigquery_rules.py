@@ -17,7 +17,7 @@ import re
 
 import pytest
 
-from optimizely_assets.layout import ExportType
+from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse.bigquery import BigQueryWarehouse
 
 DAY = dt.date(2024, 3, 1)

@@ -13,9 +13,9 @@ from dagster import DagsterInstance, build_sensor_context
 from optimizely_assets import cli
 from optimizely_assets.automation import build_success_sensor
 from optimizely_assets.definitions import DAILY_JOB, build_definitions
-from optimizely_assets.layout import ExportType, account_prefix, success_key
+from optimizely_assets.demo.synthetic import date_range, write_export
+from optimizely_assets.e3.layout import ExportType, account_prefix, success_key
 from optimizely_assets.resources.source import LocalExportSource
-from optimizely_assets.synthetic import date_range, write_export
 from optimizely_assets_tests.conftest import SMALL, START
 from optimizely_assets_tests.helpers import local_settings, run_day
 
@@ -168,7 +168,7 @@ def test_a_day_that_never_completes_is_reported_and_does_not_hold_back_later_day
 
 
 def test_the_previous_cursor_format_is_read_as_a_high_water_mark():
-    from optimizely_assets.success_watch import load_cursor
+    from optimizely_assets.loading.success_watch import load_cursor
 
     cursor = load_cursor(json.dumps({"events": {"2024-01-04": "a", "2024-01-05": "b"}}))
     assert cursor[ExportType.EVENTS].hwm == dt.date(2024, 1, 5)

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from optimizely_assets import cli
-from optimizely_assets.layout import ExportType, account_prefix, success_key
-from optimizely_assets.synthetic import ExportSpec
+from optimizely_assets.demo.synthetic import ExportSpec
+from optimizely_assets.e3.layout import ExportType, account_prefix, success_key
 
 SMALL_ARGS = ["--days", "1", "--decisions-per-day", "200", "--events-per-day", "200"]
 

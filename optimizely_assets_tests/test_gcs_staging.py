@@ -8,11 +8,11 @@ import uuid
 import pytest
 from dagster_gcp import GCSResource
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.manifest import build_manifest
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.manifest import build_manifest
+from optimizely_assets.loading.staging_copy import stage_day
 from optimizely_assets.resources.gcs_staging import GCSStaging
 from optimizely_assets.resources.source import LocalExportSource
-from optimizely_assets.staging_copy import stage_day
 from optimizely_assets_tests.conftest import SMALL, START
 
 

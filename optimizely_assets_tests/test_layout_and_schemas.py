@@ -9,7 +9,8 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from optimizely_assets.layout import (
+from optimizely_assets.demo.synthetic import ExportSpec, write_export
+from optimizely_assets.e3.layout import (
     ExportType,
     UnmappableKeyError,
     account_id_from_s3_path,
@@ -22,7 +23,7 @@ from optimizely_assets.layout import (
     staged_name,
     success_key,
 )
-from optimizely_assets.schemas import (
+from optimizely_assets.e3.schemas import (
     DECISIONS_SCHEMA,
     EVENTS_SCHEMA,
     SPARK_METADATA_KEY,
@@ -30,7 +31,6 @@ from optimizely_assets.schemas import (
     schema_drift,
     spark_schema_json,
 )
-from optimizely_assets.synthetic import ExportSpec, write_export
 
 # Verbatim from shared/reference/optimizely-e3-export.md §2.1 (footer of Optimizely's sample files).
 DECISIONS_SPARK = '{"type":"struct","fields":[{"name":"uuid","type":"string","nullable":true,"metadata":{}},{"name":"timestamp","type":"timestamp","nullable":true,"metadata":{}},{"name":"process_timestamp","type":"timestamp","nullable":true,"metadata":{}},{"name":"visitor_id","type":"string","nullable":true,"metadata":{}},{"name":"session_id","type":"string","nullable":true,"metadata":{}},{"name":"account_id","type":"string","nullable":true,"metadata":{}},{"name":"campaign_id","type":"string","nullable":true,"metadata":{}},{"name":"experiment_id","type":"string","nullable":true,"metadata":{}},{"name":"variation_id","type":"string","nullable":true,"metadata":{}},{"name":"attributes","type":{"type":"array","elementType":{"type":"struct","fields":[{"name":"id","type":"string","nullable":true,"metadata":{}},{"name":"name","type":"string","nullable":true,"metadata":{}},{"name":"type","type":"string","nullable":true,"metadata":{}},{"name":"value","type":"string","nullable":true,"metadata":{}}]},"containsNull":true},"nullable":true,"metadata":{}},{"name":"user_ip","type":"string","nullable":true,"metadata":{}},{"name":"user_agent","type":"string","nullable":true,"metadata":{}},{"name":"referer","type":"string","nullable":true,"metadata":{}},{"name":"is_holdback","type":"boolean","nullable":true,"metadata":{}},{"name":"revision","type":"string","nullable":true,"metadata":{}},{"name":"client_engine","type":"string","nullable":true,"metadata":{}},{"name":"client_version","type":"string","nullable":true,"metadata":{}}]}'

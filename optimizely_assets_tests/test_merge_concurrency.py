@@ -13,9 +13,9 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, EventRe
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.concurrency import pool_problems
 from optimizely_assets.definitions import DAILY_JOB, build_definitions
-from optimizely_assets.layout import ExportType
+from optimizely_assets.demo.synthetic import date_range, write_export
+from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.settings import Settings
-from optimizely_assets.synthetic import date_range, write_export
 from optimizely_assets_tests.conftest import SMALL, START
 from optimizely_assets_tests.helpers import QUIET, local_settings, table_counts
 

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from dagster import DagsterInstance
 
-from optimizely_assets.layout import ExportType, account_prefix, success_key
-from optimizely_assets.synthetic import date_range, write_export
+from optimizely_assets.demo.synthetic import date_range, write_export
+from optimizely_assets.e3.layout import ExportType, account_prefix, success_key
 from optimizely_assets_tests.conftest import SMALL, START, rows_of
 from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day, table_counts
 

@@ -13,9 +13,9 @@ import uuid
 import pytest
 from google.cloud import storage
 
+from optimizely_assets.demo.synthetic import date_range, write_export
 from optimizely_assets.preflight import run_preflight
 from optimizely_assets.settings import Settings
-from optimizely_assets.synthetic import date_range, write_export
 from optimizely_assets_tests.conftest import SMALL, START, upload_tree
 from optimizely_assets_tests.servers import start_bigquery_emulator
 

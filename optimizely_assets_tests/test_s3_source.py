@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 from dagster import DagsterInstance
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.manifest import build_manifest
+from optimizely_assets.demo.synthetic import write_export
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.manifest import build_manifest
 from optimizely_assets.resources.optimizely_auth import CredentialsError, OptimizelyCredentialsResource
 from optimizely_assets.resources.s3_source import S3ExportSource
-from optimizely_assets.synthetic import write_export
 from optimizely_assets_tests.conftest import SMALL, START, rows_of, upload_tree
 from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day
 

@@ -10,14 +10,14 @@ from dagster import DagsterInstance
 from dagster_aws.s3 import S3Resource
 from dagster_gcp import GCSResource
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.manifest import build_manifest
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.manifest import build_manifest
+from optimizely_assets.loading.staging_copy import stage_day
 from optimizely_assets.resources.gcs_staging import GCSStaging
 from optimizely_assets.resources.optimizely_auth import OptimizelyCredentialsResource
 from optimizely_assets.resources.s3_source import S3ExportSource
 from optimizely_assets.resources.source import LocalExportSource
 from optimizely_assets.resources.staging import LocalStaging
-from optimizely_assets.staging_copy import stage_day
 from optimizely_assets_tests.conftest import SMALL, START, rows_of, upload_tree
 from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day
 from optimizely_assets_tests.servers import FaultProxy

@@ -18,7 +18,7 @@ import pytest
 import requests
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from optimizely_assets.synthetic import date_range, write_export
+from optimizely_assets.demo.synthetic import date_range, write_export
 from optimizely_assets_tests.conftest import SMALL, START
 from optimizely_assets_tests.servers import free_port
 

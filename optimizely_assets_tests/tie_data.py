@@ -12,9 +12,9 @@ import datetime as dt
 
 import pyarrow as pa
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.schemas import EVENTS_SCHEMA
-from optimizely_assets.synthetic import partition_table
+from optimizely_assets.demo.synthetic import partition_table
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.e3.schemas import EVENTS_SCHEMA
 
 DAY1, DAY2 = dt.date(2024, 1, 1), dt.date(2024, 1, 5)
 UTC = dt.timezone.utc

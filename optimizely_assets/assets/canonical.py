@@ -1,27 +1,22 @@
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult
 
-from optimizely_assets.assets.keys import (
-    CANONICAL,
-    ONE_DAY_PER_RUN,
-    RAW_TABLE,
-    canonical_pool,
-    key,
-    partition_day,
-)
+from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
+from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, canonical_pool, key
+from optimizely_assets.assets.metadata import table_definition_metadata
 from optimizely_assets.concurrency import ensure_merges_serialised, record_worker
-from optimizely_assets.layout import ExportType
+from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.warehouse import Warehouse
 
 
-def build_canonical_asset(export_type: ExportType, partitions_def):
-    @asset(
-        name=CANONICAL,
-        key_prefix=[export_type.value],
-        partitions_def=partitions_def,
-        backfill_policy=ONE_DAY_PER_RUN,
-        group_name="canonical",
-        kinds={"bigquery", "table"},
+def build_canonical_asset(export_type: ExportType, partitions_def, deployment: Deployment):
+    @export_asset(
+        export_type,
+        CANONICAL,
+        partitions_def,
+        deployment,
+        group="canonical",
+        metadata=table_definition_metadata(export_type, "canonical", deployment),
         pool=canonical_pool(export_type),
         deps=[key(export_type, RAW_TABLE)],
         description=(
@@ -42,7 +37,9 @@ def build_canonical_asset(export_type: ExportType, partitions_def):
         lo, hi = stats.window
         return MaterializeResult(
             metadata={
-                "dagster/row_count": stats.inserted,
+                # rows of the day: the export_date partition holds exactly the uuids this day delivered first
+                "dagster/row_count": warehouse.canonical_day(export_type, day).rows,
+                "table_rows_total": warehouse.table_rows(export_type, "canonical"),
                 "dagster/table_name": warehouse.table_uri(export_type, "canonical"),
                 "raw_rows": stats.day_rows,
                 "unique_uuids": stats.unique_uuids,

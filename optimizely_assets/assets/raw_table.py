@@ -1,28 +1,22 @@
-from dagster import AssetExecutionContext, AssetIn, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, MaterializeResult, MetadataValue
 
-from optimizely_assets.assets.keys import (
-    ONE_DAY_PER_RUN,
-    RAW_TABLE,
-    STAGED_FILES,
-    key,
-    md_table,
-    partition_day,
-    sorted_keys,
-)
-from optimizely_assets.layout import ExportType
+from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
+from optimizely_assets.assets.keys import RAW_TABLE, STAGED_FILES, key
+from optimizely_assets.assets.metadata import md_table, sorted_keys, table_definition_metadata
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.staging_copy import StagedDay
 from optimizely_assets.resources.loader_config import LoaderConfig
-from optimizely_assets.staging_copy import StagedDay
 from optimizely_assets.warehouse import EmptyDayError, Warehouse
 
 
-def build_raw_table_asset(export_type: ExportType, partitions_def):
-    @asset(
-        name=RAW_TABLE,
-        key_prefix=[export_type.value],
-        partitions_def=partitions_def,
-        backfill_policy=ONE_DAY_PER_RUN,
-        group_name="warehouse_raw",
-        kinds={"bigquery", "table"},
+def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: Deployment):
+    @export_asset(
+        export_type,
+        RAW_TABLE,
+        partitions_def,
+        deployment,
+        group="warehouse_raw",
+        metadata=table_definition_metadata(export_type, "raw", deployment),
         ins={"staged": AssetIn(key=key(export_type, STAGED_FILES))},
         description=(
             f"`{export_type.value}_raw`: the day's rows exactly as exported, one partition per export day. "

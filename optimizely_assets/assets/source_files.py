@@ -1,20 +1,21 @@
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, MetadataValue, Output
 
-from optimizely_assets.assets.keys import ONE_DAY_PER_RUN, SOURCE_FILES, md_table, partition_day
-from optimizely_assets.layout import ExportType
-from optimizely_assets.manifest import DayManifest, build_manifest
+from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
+from optimizely_assets.assets.keys import SOURCE_FILES
+from optimizely_assets.assets.metadata import md_table
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.manifest import DayManifest, build_manifest
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
 
 
-def build_source_files_asset(export_type: ExportType, partitions_def):
-    @asset(
-        name=SOURCE_FILES,
-        key_prefix=[export_type.value],
-        partitions_def=partitions_def,
-        backfill_policy=ONE_DAY_PER_RUN,
-        group_name="source",
-        kinds={"s3", "parquet"},
+def build_source_files_asset(export_type: ExportType, partitions_def, deployment: Deployment):
+    @export_asset(
+        export_type,
+        SOURCE_FILES,
+        partitions_def,
+        deployment,
+        group="source",
         description=(
             f"The {export_type.value} export files of one day, listed once the day's _SUCCESS exists: "
             "keys, sizes, ETags and Parquet footer row counts (ranged reads, nothing downloaded)."
@@ -52,7 +53,7 @@ def build_source_files_asset(export_type: ExportType, partitions_def):
                 "files": len(manifest.files),
                 "bytes": MetadataValue.int(manifest.bytes),
                 f"{export_type.partition_column}s": len(by_partition),
-                "source": MetadataValue.path(manifest.source_root_uri),
+                "dagster/uri": MetadataValue.path(manifest.source_root_uri),
                 "success_marker_last_modified": (
                     manifest.success_last_modified.isoformat() if manifest.success_last_modified else "absent"
                 ),

@@ -1,22 +1,22 @@
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output
 
-from optimizely_assets.assets.keys import ONE_DAY_PER_RUN, SOURCE_FILES, STAGED_FILES, key, partition_day
-from optimizely_assets.layout import ExportType
-from optimizely_assets.manifest import DayManifest
+from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
+from optimizely_assets.assets.keys import SOURCE_FILES, STAGED_FILES, key
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.manifest import DayManifest
+from optimizely_assets.loading.staging_copy import StagedDay, stage_day
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.resources.staging import Staging
-from optimizely_assets.staging_copy import StagedDay, stage_day
 
 
-def build_staged_files_asset(export_type: ExportType, partitions_def):
-    @asset(
-        name=STAGED_FILES,
-        key_prefix=[export_type.value],
-        partitions_def=partitions_def,
-        backfill_policy=ONE_DAY_PER_RUN,
-        group_name="staging",
-        kinds={"gcs", "parquet"},
+def build_staged_files_asset(export_type: ExportType, partitions_def, deployment: Deployment):
+    @export_asset(
+        export_type,
+        STAGED_FILES,
+        partitions_def,
+        deployment,
+        group="staging",
         ins={"manifest": AssetIn(key=key(export_type, SOURCE_FILES))},
         description=(
             f"The day's {export_type.value} files copied to staging in the same hive layout: streamed, "
@@ -42,7 +42,7 @@ def build_staged_files_asset(export_type: ExportType, partitions_def):
                 "skipped_identical": staged.skipped,
                 "deleted_stale": staged.deleted,
                 "bytes_copied": MetadataValue.int(staged.bytes_copied),
-                "staging_prefix": MetadataValue.path(staged.day_uri),
+                "dagster/uri": MetadataValue.path(staged.day_uri),
             },
         )
 

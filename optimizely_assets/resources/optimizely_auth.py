@@ -20,7 +20,7 @@ from botocore.credentials import RefreshableCredentials
 from dagster import ConfigurableResource
 from pydantic import Field, field_validator
 
-from optimizely_assets.layout import account_id_from_s3_path, split_s3_path
+from optimizely_assets.e3.layout import account_id_from_s3_path, split_s3_path
 
 _DURATION_RE = re.compile(r"^(?:(\d+)[mM]|1[hH])$")
 

@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from optimizely_assets.layout import account_prefix
-from optimizely_assets.parquet_footer import Footer, RangedReader, read_footer
+from optimizely_assets.e3.layout import account_prefix
+from optimizely_assets.e3.parquet_footer import Footer, RangedReader, read_footer
 from optimizely_assets.resources.optimizely_auth import OptimizelyCredentialsResource
 from optimizely_assets.resources.source import ExportSource, SourceObject
 

@@ -13,8 +13,8 @@ from typing import BinaryIO
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from optimizely_assets.layout import account_prefix
-from optimizely_assets.parquet_footer import Footer, read_footer
+from optimizely_assets.e3.layout import account_prefix
+from optimizely_assets.e3.parquet_footer import Footer, read_footer
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from typing import ClassVar
 import pyarrow as pa
 from dagster import ConfigurableResource
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.schemas import SCHEMAS
-from optimizely_assets.staging_copy import StagedFile
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.e3.schemas import SCHEMAS
+from optimizely_assets.loading.staging_copy import StagedFile
 
 # Canonical columns that are not source columns.
 EXPORT_DATE = "export_date"
@@ -193,6 +193,10 @@ class Warehouse(ConfigurableResource):
 
     def table_uri(self, export_type: ExportType, which: str) -> str:
         """``which`` is ``raw`` or ``canonical``; a name a user can paste into a query."""
+        raise NotImplementedError
+
+    def table_rows(self, export_type: ExportType, which: str) -> int:
+        """All rows of the table, from metadata where the warehouse keeps it (free on BigQuery)."""
         raise NotImplementedError
 
     # --- preflight ------------------------------------------------------------------------

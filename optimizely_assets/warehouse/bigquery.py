@@ -12,9 +12,9 @@ from typing import ClassVar
 import pyarrow as pa
 from pydantic import Field, PrivateAttr
 
-from optimizely_assets.layout import ExportType, compact_date
-from optimizely_assets.schemas import bigquery_source_fields
-from optimizely_assets.staging_copy import StagedFile
+from optimizely_assets.e3.layout import ExportType, compact_date
+from optimizely_assets.e3.schemas import bigquery_source_fields
+from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse import bigquery_scratch as scratch
 from optimizely_assets.warehouse import bigquery_sql as sql
 from optimizely_assets.warehouse.base import (
@@ -81,6 +81,9 @@ class BigQueryWarehouse(Warehouse):
 
     def table_uri(self, export_type: ExportType, which: str) -> str:
         return self.table_id(getattr(table_names(export_type), which))
+
+    def table_rows(self, export_type: ExportType, which: str) -> int:
+        return int(self.client.get_table(self.table_uri(export_type, which)).num_rows or 0)
 
     def raw_partition(self, export_type: ExportType, day: dt.date) -> str:
         """``project.dataset.t_raw$YYYYMMDD``: WRITE_TRUNCATE to it replaces exactly one day."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from optimizely_assets.layout import ExportType, compact_date
-from optimizely_assets.staging_copy import StagedFile
+from optimizely_assets.e3.layout import ExportType, compact_date
+from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse import bigquery_sql as sql
 from optimizely_assets.warehouse.base import JobStats, table_names
 

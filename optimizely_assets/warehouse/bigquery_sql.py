@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from optimizely_assets.layout import ExportType
+from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse.base import EVENT_DATE, EXPORT_DATE, OrderColumn, winner_order
 
 

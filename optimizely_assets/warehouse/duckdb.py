@@ -14,9 +14,9 @@ import duckdb
 import pyarrow as pa
 from pydantic import Field
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.schemas import SCHEMAS
-from optimizely_assets.staging_copy import StagedFile
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.e3.schemas import SCHEMAS
+from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse import duckdb_sql as sql
 from optimizely_assets.warehouse.base import (
     EVENT_DATE,
@@ -169,6 +169,11 @@ class DuckDBWarehouse(Warehouse):
     def table_uri(self, export_type: ExportType, which: str) -> str:
         name = getattr(table_names(export_type), which)
         return f"{Path(self.path).stem}.main.{name}"
+
+    def table_rows(self, export_type: ExportType, which: str) -> int:
+        table = getattr(table_names(export_type), which)
+        with self.connect() as con:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def dry_run(
         self, export_type: ExportType, day: dt.date, horizon_days: int

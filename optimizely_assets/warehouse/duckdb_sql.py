@@ -9,8 +9,8 @@ import datetime as dt
 
 import pyarrow as pa
 
-from optimizely_assets.layout import ExportType
-from optimizely_assets.schemas import SCHEMAS, duckdb_type
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.e3.schemas import SCHEMAS, duckdb_type
 from optimizely_assets.warehouse.base import EVENT_DATE, EXPORT_DATE, OrderColumn, table_names, winner_order
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from optimizely_assets.layout import day_prefix
-from optimizely_assets.manifest import DayManifest
+from optimizely_assets.e3.layout import day_prefix
+from optimizely_assets.loading.manifest import DayManifest
 from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.resources.staging import Staging
 

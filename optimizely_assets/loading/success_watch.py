@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from optimizely_assets.layout import ExportType, day_prefix, is_data_file, success_key
+from optimizely_assets.e3.layout import ExportType, day_prefix, is_data_file, success_key
 from optimizely_assets.resources.source import ExportSource
 
 

@@ -10,7 +10,7 @@ import json
 
 import pyarrow as pa
 
-from optimizely_assets.layout import ExportType
+from optimizely_assets.e3.layout import ExportType
 
 TS = pa.timestamp("ms", tz="UTC")
 

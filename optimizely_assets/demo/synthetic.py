@@ -19,14 +19,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from optimizely_assets.layout import (
+from optimizely_assets.e3.layout import (
     ExportType,
     account_prefix,
     day_prefix,
     encode_partition_value,
     success_key,
 )
-from optimizely_assets.schemas import SCHEMAS, SPARK_METADATA_KEY, spark_schema_json
+from optimizely_assets.e3.schemas import SCHEMAS, SPARK_METADATA_KEY, spark_schema_json
 
 DEFAULT_EVENT_NAMES = (
     "add_to_cart",

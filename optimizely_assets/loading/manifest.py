@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from optimizely_assets.layout import (
+from optimizely_assets.e3.layout import (
     ExportType,
     UnmappableKeyError,
     day_prefix,
@@ -18,9 +18,9 @@ from optimizely_assets.layout import (
     staged_name,
     success_key,
 )
-from optimizely_assets.parquet_footer import UNKNOWN, ParquetFileError
+from optimizely_assets.e3.parquet_footer import UNKNOWN, ParquetFileError
+from optimizely_assets.e3.schemas import SCHEMAS, schema_drift
 from optimizely_assets.resources.source import ExportSource, SourceObject
-from optimizely_assets.schemas import SCHEMAS, schema_drift
 
 
 class DayNotReadyError(RuntimeError):

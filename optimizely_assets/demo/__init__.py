@@ -1,0 +1,1 @@
+"""Demo tooling, outside the runtime path: the schema-exact synthetic export."""

@@ -1,0 +1,64 @@
+"""What the catalog shows: kinds of the backend in use, owners, code references, standard metadata keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from optimizely_assets.definitions import build_definitions
+from optimizely_assets.demo.synthetic import write_export
+from optimizely_assets.e3.schemas import SCHEMAS
+from optimizely_assets.settings import Settings
+from optimizely_assets_tests.conftest import SMALL, START
+from optimizely_assets_tests.helpers import local_settings, run_day
+
+CLOUD = {"OPTIMIZELY_GCP_PROJECT": "proj", "OPTIMIZELY_GCS_BUCKET": "stage", "OPTIMIZELY_PAT": "x"}
+
+
+def specs(env: dict) -> dict[str, object]:
+    graph = build_definitions(Settings.from_env(env)).resolve_asset_graph()
+    return {k.to_user_string(): graph.get(k).assets_def.specs_by_key[k] for k in graph.get_all_asset_keys()}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {"source_files": {"filesystem", "parquet"}, "staged_files": {"filesystem", "parquet"}, "raw_table": {"duckdb", "table"}}),
+        (CLOUD, {"source_files": {"s3", "parquet"}, "staged_files": {"gcs", "parquet"}, "raw_table": {"bigquery", "table"}}),
+    ],
+)
+def test_kinds_follow_the_backend_in_use(env, expected):
+    by_key = specs(env)
+    for stage, kinds in expected.items():
+        assert set(by_key[f"decisions/{stage}"].kinds) == kinds
+    assert set(by_key["events/canonical"].kinds) == expected["raw_table"]
+
+
+def test_definitions_declare_owners_tables_columns_and_code_references():
+    by_key = specs({**CLOUD, "OPTIMIZELY_OWNERS": "team:growth,ana@example.com"})
+    raw, canonical = by_key["events/raw_table"], by_key["events/canonical"]
+    assert raw.owners == ["team:growth", "ana@example.com"]
+    assert raw.metadata["dagster/table_name"] == "proj.optimizely_e3.events_raw"
+    assert canonical.metadata["dagster/table_name"] == "proj.optimizely_e3.events"
+    raw_cols = [c.name for c in raw.metadata["dagster/column_schema"].columns]
+    assert raw_cols == SCHEMAS.__getitem__(next(t for t in SCHEMAS if t.value == "events")).names
+    canonical_cols = {c.name: c.type for c in canonical.metadata["dagster/column_schema"].columns}
+    assert canonical_cols["export_date"] == "DATE" and canonical_cols["attributes"] == "ARRAY<RECORD>"
+    for name, spec in by_key.items():
+        (ref,) = spec.metadata["dagster/code_references"].code_references
+        assert Path(ref.file_path).name == f"{name.split('/')[1]}.py", (name, ref.file_path)
+
+
+def test_materializations_carry_dagsters_standard_keys(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL)
+    result = run_day(settings, START, DagsterInstance.ephemeral())
+    meta = {n: result.asset_materializations_for_node(f"events__{n}")[0].metadata
+            for n in ("source_files", "staged_files", "raw_table", "canonical")}
+    assert str(meta["source_files"]["dagster/uri"].value).rstrip("/").endswith("type=events/date=2024-01-01")
+    assert "staging" in str(meta["staged_files"]["dagster/uri"].value)
+    assert meta["raw_table"]["dagster/table_name"].value == "warehouse.main.events_raw"
+    rows = meta["canonical"]["dagster/row_count"].value
+    assert rows == meta["canonical"]["inserted"].value == meta["canonical"]["table_rows_total"].value > 0
