@@ -2,10 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# dg looks for the project's venv; run against it without activating it.
+DG := VIRTUAL_ENV=$(abspath $(VENV)) $(abspath $(BIN))/dg
+DEV_HOME ?= $(CURDIR)/.optimizely_local/dagster_home
 
 .PHONY: demo test checks dev lint bench browser
 
 $(VENV)/.installed: pyproject.toml
+	@echo "installing the project and its dev tools into $(VENV) (a few minutes the first time)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
@@ -14,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed  ## generate 3 days, materialize every asset on the embedded default, print rows + checks
 	$(BIN)/optimizely-assets demo
 
-test: $(VENV)/.installed browser  ## the whole test suite (CI runs exactly this)
+test: $(VENV)/.installed browser  ## definitions check, then the whole test suite (CI runs exactly this)
+	$(DG) check defs
 	$(BIN)/python -m pytest -q
 
 # The UI test needs a Chromium; Debian's, since test tools may not download their own.
@@ -27,9 +32,14 @@ checks: $(VENV)/.installed  ## the data-quality checks alone: their tests, then 
 	$(BIN)/python -m pytest -q -m checks
 	$(BIN)/optimizely-assets demo >/dev/null && $(BIN)/optimizely-assets checks --days 3
 
+# The UI on 127.0.0.1:3000. It runs from $(DEV_HOME), whose dagster.yaml links to the repo's, so
+# the instance configuration is the one in use (and no other dagster.yaml sits in its folder).
 dev: $(VENV)/.installed  ## the Dagster UI on 127.0.0.1:3000 over the embedded default
 	$(BIN)/optimizely-assets generate
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.optimizely_local/dagster_home} sh -c 'mkdir -p "$$DAGSTER_HOME" && cp -n dagster.yaml "$$DAGSTER_HOME/" ; $(BIN)/dagster dev -h 127.0.0.1 -p 3000'
+	mkdir -p "$(DEV_HOME)/.nux" && ln -sf "$(CURDIR)/dagster.yaml" "$(DEV_HOME)/dagster.yaml"
+	echo "seen: 1" > "$(DEV_HOME)/.nux/nux.yaml"  # no first-visit community modal
+	cd "$(DEV_HOME)" && DAGSTER_HOME="$(DEV_HOME)" OPTIMIZELY_LOCAL_DIR="$${OPTIMIZELY_LOCAL_DIR:-$(CURDIR)/.optimizely_local}" \
+	  $(DG) dev -w "$(CURDIR)/workspace.yaml" -h 127.0.0.1 -p 3000
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check optimizely_assets optimizely_assets_tests bench

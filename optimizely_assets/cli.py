@@ -189,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
             "--start",
             type=iso_day,
             default=None,
-            help="first day, YYYY-MM-DD (default: OPTIMIZELY_START_DATE)",
+            help="first day, YYYY-MM-DD; when omitted, the days ending yesterday (UTC)",
         )
     for p in (demo, gen):
         p.add_argument(
@@ -262,7 +262,9 @@ def run(args: argparse.Namespace) -> int:
         from optimizely_assets.preflight import run_preflight
 
         return run_preflight(settings)
-    days = date_range(args.start or dt.date.fromisoformat(settings.start_date), args.days)
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    first = args.start or max(yesterday - dt.timedelta(days=args.days - 1), dt.date.fromisoformat(settings.start_date))
+    days = date_range(first, args.days)
     if args.command == "checks":
         return checks(settings, days)
     spec = ExportSpec(

@@ -10,12 +10,13 @@ from optimizely_assets import cli
 from optimizely_assets.demo.synthetic import ExportSpec
 from optimizely_assets.e3.layout import ExportType, account_prefix, success_key
 
-SMALL_ARGS = ["--days", "1", "--decisions-per-day", "200", "--events-per-day", "200"]
+SMALL_ARGS = ["--start", "2024-01-01", "--days", "1", "--decisions-per-day", "200", "--events-per-day", "200"]
 
 
 @pytest.fixture
 def local(tmp_path, monkeypatch):
     monkeypatch.setenv("OPTIMIZELY_LOCAL_DIR", str(tmp_path / "local"))
+    monkeypatch.setenv("OPTIMIZELY_START_DATE", "2024-01-01")
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return tmp_path / "local"
 
@@ -42,7 +43,7 @@ def test_generate_keeps_days_already_there_and_their_success_markers(local, caps
     assert cli.main(["generate", *SMALL_ARGS]) == 0
     marker = local / "source" / success_key(account_prefix(ExportSpec.account_id), ExportType.EVENTS, "2024-01-01")
     before = marker.stat().st_mtime_ns
-    assert cli.main(["generate", "--days", "2"]) == 0
+    assert cli.main(["generate", "--start", "2024-01-01", "--days", "2"]) == 0
     assert marker.stat().st_mtime_ns == before
     assert "kept 1 day(s)" in capsys.readouterr().out
 
@@ -89,3 +90,14 @@ def test_every_option_has_help_with_its_default(command, capsys):
     for opt in options:
         block = text.split(opt, 1)[1].split("\n  -", 1)[0]
         assert "default" in block, (opt, block)
+
+
+def test_the_demo_loads_the_days_ending_yesterday_inside_its_partitions(local, monkeypatch, capsys):
+    import datetime as dt
+
+    monkeypatch.delenv("OPTIMIZELY_START_DATE")
+    assert cli.main(["demo", "--days", "2", "--decisions-per-day", "200", "--events-per-day", "200"]) == 0
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    out = capsys.readouterr().out
+    assert yesterday.isoformat() in out and (yesterday - dt.timedelta(days=1)).isoformat() in out
+    assert "5/5 passed" in out

@@ -77,7 +77,11 @@ def run_canonical(settings: Settings, instance: DagsterInstance):
     )
 
 
-BIGQUERY_ENV = {"OPTIMIZELY_GCP_PROJECT": "my-project", "OPTIMIZELY_GCS_BUCKET": "my-staging"}
+BIGQUERY_ENV = {
+    "OPTIMIZELY_GCP_PROJECT": "my-project",
+    "OPTIMIZELY_GCS_BUCKET": "my-staging",
+    "OPTIMIZELY_START_DATE": START.isoformat(),
+}
 
 
 def test_a_launched_bigquery_run_refuses_to_start_on_an_instance_that_allows_two_merges(tmp_path, monkeypatch):
@@ -119,7 +123,7 @@ def test_a_killed_runs_pool_slot_is_freed_and_the_next_run_of_that_pool_runs(tmp
     instance = project_instance(tmp_path / "dagster_home", monkeypatch)
     settings = local_settings(tmp_path / "local")
     write_export(settings.local_source_dir, DAYS[:2], SMALL)
-    env = {**os.environ, "OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local")}
+    env = {**os.environ, "OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local"), "OPTIMIZELY_START_DATE": START.isoformat()}
     killed = subprocess.run(
         [sys.executable, "-m", "optimizely_assets_tests.crash_run", str(tmp_path / "local"), DAYS[0].isoformat(),
          "merge", "persistent"],

@@ -38,9 +38,10 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def dagster_dev(tmp_path):
     home = tmp_path / "dagster_home"
+    # As `make dev` lays it out: the repo's dagster.yaml linked in, no first-visit modal.
     (home / ".nux").mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    (home / ".nux" / "nux.yaml").write_text("seen: 1\n")  # no first-visit modal
+    (home / "dagster.yaml").symlink_to(REPO / "dagster.yaml")
+    (home / ".nux" / "nux.yaml").write_text("seen: 1\n")
     local = tmp_path / "local"
     write_export(local / "source", date_range(START, 3), SMALL)
     port = free_port()
@@ -51,19 +52,20 @@ def dagster_dev(tmp_path):
         "OPTIMIZELY_START_DATE": START.isoformat(),
     }
     log = open(tmp_path / "dagster_dev.log", "wb")
+    # `make dev`'s command: dg dev from the Dagster home, on the repo's workspace.yaml.
     proc = subprocess.Popen(
         [
-            str(Path(sys.executable).parent / "dagster"),
+            str(Path(sys.executable).parent / "dg"),
             "dev",
+            "-w",
+            str(REPO / "workspace.yaml"),
             "-h",
             "127.0.0.1",
             "-p",
             str(port),
-            "-w",
-            "workspace.yaml",
         ],
-        cwd=REPO,
-        env=env,
+        cwd=home,
+        env={**env, "VIRTUAL_ENV": str(Path(sys.executable).parent.parent)},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -89,6 +91,7 @@ def dagster_dev(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.mark.ui
 def test_materialize_a_partition_range_from_the_ui(dagster_dev):
     from playwright.sync_api import expect, sync_playwright
 
@@ -137,6 +140,15 @@ def test_materialize_a_partition_range_from_the_ui(dagster_dev):
             page.goto(f"{url}/assets/decisions/raw_table?view=checks")
             expect(page.get_by_text("rows_match_source_footers").first).to_be_visible(timeout=30_000)
             expect(page.get_by_text("Passed").first).to_be_visible(timeout=30_000)
+            shots = os.environ.get("OPTIMIZELY_SCREENSHOTS")  # for reviews: the pages people look at
+            if shots:
+                page.screenshot(path=f"{shots}/checks.png")
+                for name, path in (("asset", "assets/decisions/canonical"), ("lineage", "asset-groups")):
+                    page.goto(f"{url}/{path}")
+                    page.wait_for_timeout(4000)
+                    page.screenshot(path=f"{shots}/{name}.png")
+            log = (tmp_path / "dagster_dev.log").read_text()
+            assert "Found a dagster instance configuration" not in log  # the dagster.yaml in use is the one read
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"))
             raise

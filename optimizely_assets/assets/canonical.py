@@ -15,7 +15,6 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         CANONICAL,
         partitions_def,
         deployment,
-        group="canonical",
         metadata=table_definition_metadata(export_type, "canonical", deployment),
         pool=canonical_pool(export_type),
         deps=[key(export_type, RAW_TABLE)],

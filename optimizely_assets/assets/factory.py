@@ -45,17 +45,19 @@ def export_asset(
     partitions_def,
     deployment: Deployment,
     *,
-    group: str,
     description: str,
     **kwargs,
 ):
-    """``@asset`` for one stage of one export type: key ``<type>/<stage>``, daily, one day per run."""
+    """``@asset`` for one stage of one export type: key ``<type>/<stage>``, daily, one day per run.
+
+    Grouped by export type: each group in the lineage is one chain, source to canonical.
+    """
     return asset(
         name=stage,
         key_prefix=[export_type.value],
         partitions_def=partitions_def,
         backfill_policy=ONE_DAY_PER_RUN,
-        group_name=group,
+        group_name=export_type.value,
         kinds=deployment.kinds(stage),
         owners=list(deployment.owners),
         description=description,

@@ -15,7 +15,6 @@ def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: D
         RAW_TABLE,
         partitions_def,
         deployment,
-        group="warehouse_raw",
         metadata=table_definition_metadata(export_type, "raw", deployment),
         ins={"staged": AssetIn(key=key(export_type, STAGED_FILES))},
         description=(

@@ -15,7 +15,6 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
         SOURCE_FILES,
         partitions_def,
         deployment,
-        group="source",
         description=(
             f"The {export_type.value} export files of one day, listed once the day's _SUCCESS exists: "
             "keys, sizes, ETags and Parquet footer row counts (ranged reads, nothing downloaded)."

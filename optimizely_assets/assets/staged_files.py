@@ -16,7 +16,6 @@ def build_staged_files_asset(export_type: ExportType, partitions_def, deployment
         STAGED_FILES,
         partitions_def,
         deployment,
-        group="staging",
         ins={"manifest": AssetIn(key=key(export_type, SOURCE_FILES))},
         description=(
             f"The day's {export_type.value} files copied to staging in the same hive layout: streamed, "
