@@ -19,152 +19,17 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import duckdb
-
-from optimizely_assets.demo.synthetic import ExportSpec, date_range, write_export
+from optimizely_assets.demo.synthetic import date_range
 from optimizely_assets.e3.layout import ExportType, account_prefix, success_key
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START = dt.date(2024, 1, 1)
-
-
-def _files(root: Path) -> list[str]:
-    return sorted(str(p) for p in root.rglob("*.parquet"))
-
-
-INGEST_STEPS = ("source_files", "staged_files", "raw_table")
-
-
-def bench_throughput(work: Path, days: int, rows: int) -> dict:
-    """All three write the same rows into a DuckDB file, from the same Parquet files."""
-    import pandas as pd
-    import pyarrow as pa
-    from dagster import DagsterInstance
-
-    from bench.one_day import main as one_day
-    from optimizely_assets.e3.schemas import SCHEMAS
-    from optimizely_assets.warehouse import duckdb_sql
-
-    local = work / "throughput"
-    spec = ExportSpec(decisions_per_day=rows, events_per_day=rows)
-    written = write_export(local / "source", date_range(START, days), spec)
-    total_rows = sum(w.rows for w in written)
-    files = _files(local / "source")
-    total_mb = sum(os.path.getsize(f) for f in files) / 1e6
-
-    steps: dict[str, float] = {}
-    with DagsterInstance.ephemeral() as instance:
-        t = time.perf_counter()
-        for day in date_range(START, days):
-            assert one_day(str(local), day.isoformat(), instance=instance) == 0
-        pipeline_s = time.perf_counter() - t
-        for run in instance.get_runs():
-            for st in instance.get_run_step_stats(run.run_id):
-                name = st.step_key.split("__", 1)[1]
-                steps[name] = steps.get(name, 0.0) + (st.end_time - st.start_time)
-    ingest_s = sum(v for k, v in steps.items() if k in INGEST_STEPS)
-    canonical_s = steps.get("canonical", 0.0)
-
-    # (a) the physical limit: the warehouse reading the same files into a table, nothing else.
-    t = time.perf_counter()
-    with duckdb.connect(str(work / "limit.duckdb")) as con:
-        for export_type in ExportType:
-            type_files = [f for f in files if f"type={export_type.value}/" in f]
-            con.execute(
-                f"CREATE TABLE {export_type.value} AS SELECT * FROM read_parquet($f)", {"f": type_files}
-            )
-    limit_s = time.perf_counter() - t
-
-    # (b) the naive loader: each file read with pandas, appended (pandas -> Arrow -> table, as
-    # google-cloud-bigquery's load_table_from_dataframe does).
-    t = time.perf_counter()
-    with duckdb.connect(str(work / "naive.duckdb")) as con:
-        for export_type in ExportType:
-            con.execute(duckdb_sql.create_tables(export_type)[0])  # BY NAME below leaves export_date NULL
-            for f in (f for f in files if f"type={export_type.value}/" in f):
-                frame = pd.read_parquet(f)
-                arrow = pa.Table.from_pandas(frame, schema=SCHEMAS[export_type], preserve_index=False)  # noqa: F841
-                con.execute(f"INSERT INTO {export_type.value}_raw BY NAME SELECT * FROM arrow")
-    naive_s = time.perf_counter() - t
-
-    return {
-        "days": days,
-        "rows": total_rows,
-        "mb": round(total_mb, 1),
-        "limit_s": round(limit_s, 2),
-        "naive_s": round(naive_s, 2),
-        "ingest_s": round(ingest_s, 2),
-        "canonical_s": round(canonical_s, 2),
-        "checks_s": round(sum(steps.values()) - ingest_s - canonical_s, 2),
-        "pipeline_s": round(pipeline_s, 2),
-        "ingest_rows_per_s": round(total_rows / ingest_s),
-        "ingest_mb_per_s": round(total_mb / ingest_s, 1),
-        "pipeline_rows_per_s": round(total_rows / pipeline_s),
-        "pipeline_mb_per_s": round(total_mb / pipeline_s, 1),
-        "limit_rows_per_s": round(total_rows / limit_s),
-        "naive_rows_per_s": round(total_rows / naive_s),
-        "ingest_vs_limit": round(limit_s / ingest_s, 2),
-        "ingest_vs_naive": round(naive_s / ingest_s, 2),
-        "pipeline_vs_limit": round(limit_s / pipeline_s, 2),
-        "pipeline_vs_naive": round(naive_s / pipeline_s, 2),
-    }
-
-
-def _big_file_day(work: Path, gb: float) -> tuple[Path, dt.date, str]:
-    """Generated in a child process, so this process's memory stays out of the measurement."""
-    local, day = work / "memory", dt.date(2024, 6, 1)
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.big_file", str(local / "source"), day.isoformat(), str(gb)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return local, day, out.stdout.strip()
-
-
-def _peak_rss_mb(module: str, *args: str) -> tuple[float, float]:
-    """Peak RSS of a fresh process running `module`, as that process measured itself."""
-    t = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.rss", module, *args], check=True, capture_output=True, text=True
-    ).stdout
-    elapsed = time.perf_counter() - t
-    return float(out.strip().splitlines()[-1].split("=")[1]), elapsed
-
-
-def bench_memory(work: Path, gb: float) -> dict:
-    local, day, big = _big_file_day(work, gb)
-    # The same run on an empty day: what Dagster + the libraries cost before any data.
-    for export_type in ExportType:
-        marker = work / "empty" / "source" / success_key(account_prefix("5935064"), export_type, day)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_bytes(b"")
-    size_mb = os.path.getsize(big) / 1e6
-    import pyarrow.parquet as pq
-
-    meta = pq.read_metadata(big)
-    worker_mb, worker_s = _peak_rss_mb("bench.one_day", str(local), day.isoformat(), "worker")
-    pipeline_mb, pipeline_s = _peak_rss_mb("bench.one_day", str(local), day.isoformat(), "all")
-    naive_mb, _ = _peak_rss_mb("bench.read_pandas", big)
-    idle_mb, _ = _peak_rss_mb("bench.one_day", str(work / "empty"), day.isoformat(), "all")
-    return {
-        "file_mb": round(size_mb),
-        "row_groups": meta.num_row_groups,
-        "rows": meta.num_rows,
-        "worker_peak_rss_mb": round(worker_mb),
-        "worker_s": round(worker_s, 1),
-        "with_embedded_duckdb_peak_rss_mb": round(pipeline_mb),
-        "with_embedded_duckdb_s": round(pipeline_s, 1),
-        "pandas_read_peak_rss_mb": round(naive_mb),
-        "pipeline_empty_day_peak_rss_mb": round(idle_mb),
-    }
 
 
 def bench_sensor(work: Path, years: int = 3) -> dict:
@@ -248,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     try:
         if "throughput" in only:
+            from bench.throughput import bench_throughput
+
             results["throughput"] = bench_throughput(work, days=3, rows=50_000 if args.quick else 1_000_000)
             r = results["throughput"]
             print(
@@ -269,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  = {r['pipeline_vs_limit']}x limit, {r['pipeline_vs_naive']}x naive"
             )
         if "memory" in only:
+            from bench.memory import bench_memory
+
             results["memory"] = bench_memory(work, gb=0.2 if args.quick else 2.0)
             r = results["memory"]
             print(f"memory: one {r['file_mb']} MB file, {r['row_groups']} row group, {r['rows']:,} rows")
@@ -287,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
             rows = 5_000 if args.quick else 50_000
             results["merge_outliers"] = r = bench_outliers(work, rows_per_day=rows)
             c, o = r["clean"], r["outliers"]
-            print(f"merge, one day of {rows:,} rows on 60 days of history, with 1 row at 1970-01-01 and 1 at 2099-12-31:")
+            print(
+                f"merge, one day of {rows:,} rows on 60 days of history, with 1 row at 1970-01-01 and 1 at 2099-12-31:"
+            )
             print(
                 f"  clean {c['merge_s']} s, {c['canonical_rows_read']:,} canonical rows read; outliers {o['merge_s']} s, "
                 f"{o['canonical_rows_read']:,} rows read; ratio {r['ratio']} (target <= 1.2)"
@@ -298,9 +169,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{c['previous_design_partitions']} and {o['previous_design_partitions']:,} (limit 4,000 per job)"
             )
             results["merge_history"] = r = bench_history(work, rows_per_day=rows)
-            print(f"merge, day 365: {r['canonical_rows_before_last_day']:,} canonical rows before it; horizon 30 days")
+            print(
+                f"merge, day 365: {r['canonical_rows_before_last_day']:,} canonical rows before it; horizon 30 days"
+            )
             for name in ("day1", "day31", "day365"):
-                print(f"  {name:<7} {r[name]['merge_s']} s, {r[name]['canonical_rows_read']:,} canonical rows read")
+                print(
+                    f"  {name:<7} {r[name]['merge_s']} s, {r[name]['canonical_rows_read']:,} canonical rows read"
+                )
             print(
                 f"  day 365 / day 31 (history, window full on both): {r['ratio_vs_day31']} (target <= 1.2); "
                 f"day 365 / day 1 (empty window on day 1): {r['ratio_vs_day1']}"
