@@ -12,7 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	@echo "installing the project and its dev tools into $(VENV) (a few minutes the first time)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# setuptools' editable-install banner is advice for package authors, not for users installing.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
 demo: $(VENV)/.installed  ## generate 3 days, materialize every asset on the embedded default, print rows + checks
