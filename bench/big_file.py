@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from optimizely_assets.demo.synthetic import ExportSpec, partition_table, write_parquet
+from optimizely_assets.demo.spark_parquet import write_parquet
+from optimizely_assets.demo.synthetic import ExportSpec, partition_table
 from optimizely_assets.e3.layout import ExportType, account_prefix, day_prefix, success_key
 
 UA_CHARS = 1_000

@@ -13,7 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from optimizely_assets.demo.synthetic import ExportSpec, partition_table, write_parquet
+from optimizely_assets.demo.spark_parquet import write_parquet
+from optimizely_assets.demo.synthetic import ExportSpec, partition_table
 from optimizely_assets.e3.layout import ExportType
 
 DAY = dt.date(2020, 9, 14)

@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 
-from optimizely_assets.demo.synthetic import date_range, write_export, write_parquet
+from optimizely_assets.demo.spark_parquet import write_parquet
+from optimizely_assets.demo.synthetic import date_range, write_export
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.loading.staging_copy import quarantine_name
 from optimizely_assets.resources.loader_config import LoaderConfig

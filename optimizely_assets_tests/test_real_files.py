@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 
-from optimizely_assets.demo.synthetic import partition_table, write_export, write_parquet
+from optimizely_assets.demo.spark_parquet import write_parquet
+from optimizely_assets.demo.synthetic import partition_table, write_export
 from optimizely_assets.e3.layout import ExportType, account_prefix, day_prefix
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets_tests.conftest import SMALL, START, rows_of

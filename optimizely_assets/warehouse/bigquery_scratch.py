@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from optimizely_assets.e3.layout import ExportType, compact_date
 from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse import bigquery_sql as sql
 from optimizely_assets.warehouse.base import JobStats, table_names
 
-if TYPE_CHECKING:
-    from optimizely_assets.warehouse.bigquery import BigQueryWarehouse
+
+class BigQueryWarehouse(Protocol):
+    """What these jobs use of ``bigquery.BigQueryWarehouse`` (which imports this module)."""
+
+    client: Any
+
+    def table_id(self, name: str) -> str: ...
+    def ref(self, name: str) -> str: ...
+    def raw_partition(self, export_type: ExportType, day: dt.date) -> str: ...
+    def raw_day_filter(self, day: dt.date) -> str: ...
+    def load_uris(
+        self, uris: list[str], destination: str, disposition: str = ...
+    ) -> tuple[int, JobStats]: ...
+    def run_query(self, query: str, **config) -> tuple[list[tuple], JobStats]: ...
+
 
 URIS_PER_LOAD_JOB = 10_000  # documented limit of source URIs per load job
 
