@@ -192,6 +192,8 @@ def fresh_check(export_type: ExportType, partitions_def) -> AssetChecksDefinitio
         name="fresh_after_success",
         additional_ins=source_in,
         partitions_def=partitions_def,
+        # A day changed since it was listed fails the run (ERROR); a late load only warns (WARN).
+        blocking=True,
         description=(
             "The loaded day is what the source holds now: its _SUCCESS marker and its file list (keys, "
             "sizes, ETags) are unchanged since the files were listed (a rewritten day fails until "

@@ -190,3 +190,23 @@ def test_a_column_optimizely_adds_reaches_raw_and_canonical_on_duckdb(tmp_path):
     raw_meta = result.asset_materializations_for_node("decisions__raw_table")[0].metadata
     canonical_meta = result.asset_materializations_for_node("decisions__canonical")[0].metadata
     assert raw_meta["added_columns"].value == "client_platform" == canonical_meta["added_columns"].value
+
+
+def test_a_day_rewritten_while_it_loads_fails_the_run_not_only_a_check(tmp_path):
+    """Optimizely rewrites the day's marker while the files are being staged: the run is not a success."""
+    from optimizely_assets.resources.staging import LocalStaging
+
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL, types=[ExportType.DECISIONS])
+    marker = settings.local_source_dir / day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START) / "_SUCCESS"
+
+    class RewrittenMidCopy(LocalStaging):
+        def put(self, key, stream, size, source_etag, source_key):
+            os.utime(marker, ns=(marker.stat().st_atime_ns, marker.stat().st_mtime_ns + 10**9))
+            return super().put(key, stream, size, source_etag, source_key)
+
+    staging = RewrittenMidCopy(root_dir=str(settings.local_staging_dir))
+    result = run_day(settings, START, DagsterInstance.ephemeral(),
+                     resources={"staging": staging, "loader": LoaderConfig(require_success=False)})
+    assert not result.success
+    assert checks_of(result)["decisions/raw_table:fresh_after_success"] is False
