@@ -210,3 +210,17 @@ def test_a_day_rewritten_while_it_loads_fails_the_run_not_only_a_check(tmp_path)
                      resources={"staging": staging, "loader": LoaderConfig(require_success=False)})
     assert not result.success
     assert checks_of(result)["decisions/raw_table:fresh_after_success"] is False
+
+
+def test_a_table_left_by_the_previous_layout_is_named_not_loaded_into(tmp_path):
+    import duckdb
+
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL, types=[ExportType.DECISIONS])
+    settings.local_dir.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.duckdb_path)) as con:  # the earlier release's raw table
+        con.execute('CREATE TABLE decisions_raw (uuid VARCHAR, "date" DATE, experiment VARCHAR)')
+    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"loader": LoaderConfig(require_success=False)})
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "decisions__raw_table")
+    text = failure.step_failure_data.error.to_string()
+    assert "decisions_raw exists with another layout" in text and "Drop or rename" in text

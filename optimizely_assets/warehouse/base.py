@@ -42,6 +42,17 @@ class MergeConcurrencyError(RuntimeError):
     """Canonical MERGEs into one table could run side by side; the message says how to fix it."""
 
 
+class TableLayoutError(RuntimeError):
+    """A table exists with another layout (e.g. from an earlier release); nothing is loaded into it."""
+
+
+def layout_error(table: str, why: str) -> TableLayoutError:
+    return TableLayoutError(
+        f"{table} exists with another layout ({why}); the loader does not migrate tables. Drop or rename "
+        "it (its data can be reloaded from the export), or point the loader at another dataset/directory."
+    )
+
+
 class EmptyDayError(RuntimeError):
     """A day that holds rows came back with no files; replacing it needs explicit permission."""
 

@@ -27,6 +27,7 @@ from optimizely_assets.warehouse.base import (
     MergeStats,
     Warehouse,
     dedup_window,
+    layout_error,
     name_failed_files,
     table_names,
 )
@@ -126,8 +127,14 @@ class BigQueryWarehouse(Warehouse):
         )
         canonical.time_partitioning = bigquery.TimePartitioning(field=EXPORT_DATE)
         canonical.clustering_fields = CLUSTERING[export_type]
-        for table in (raw, canonical):
-            self.client.create_table(table, exists_ok=True)
+        raw = self.client.create_table(raw, exists_ok=True)
+        canonical = self.client.create_table(canonical, exists_ok=True)
+        if raw.time_partitioning is None or raw.time_partitioning.field is not None:
+            raise layout_error(
+                raw.full_table_id, "raw must be partitioned by ingestion time, one partition per export day"
+            )
+        if canonical.time_partitioning is None or canonical.time_partitioning.field != EXPORT_DATE:
+            raise layout_error(canonical.full_table_id, f"canonical must be partitioned by {EXPORT_DATE}")
 
     def load_job_config(self, write_disposition: str = "WRITE_TRUNCATE"):
         """Parquet, list inference, maps as ARRAY<STRUCT<key, value>>, new columns allowed."""

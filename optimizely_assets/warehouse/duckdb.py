@@ -26,6 +26,7 @@ from optimizely_assets.warehouse.base import (
     MergeStats,
     Warehouse,
     dedup_window,
+    layout_error,
     name_failed_files,
     table_names,
 )
@@ -85,9 +86,13 @@ class DuckDBWarehouse(Warehouse):
                 raise
 
     def ensure_tables(self, export_type: ExportType) -> None:
+        t = table_names(export_type)
         with self.connect() as con:
             for stmt in sql.create_tables(export_type):
                 con.execute(stmt)
+            for table in (t.raw, t.canonical):
+                if EXPORT_DATE not in self._columns(con, table):
+                    raise layout_error(f"{Path(self.path).name}: {table}", f"no {EXPORT_DATE} column")
 
     @staticmethod
     def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
