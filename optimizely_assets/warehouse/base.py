@@ -165,6 +165,11 @@ class DaySummary:
     key_rows: dict[str | None, int] = field(default_factory=dict)  # experiment_id / event_name -> rows
 
 
+def keyed_counts(rows) -> dict[str | None, int]:
+    """(experiment_id / event_name, count) rows as a dict; a NULL key stays None."""
+    return {(None if k is None else str(k)): int(n) for k, n in rows}
+
+
 class Warehouse(ConfigurableResource):
     """One warehouse backend. Implementations: ``duckdb.DuckDBWarehouse``, ``bigquery.BigQueryWarehouse``."""
 

@@ -27,6 +27,7 @@ from optimizely_assets.warehouse.base import (
     MergeStats,
     Warehouse,
     dedup_window,
+    keyed_counts,
     layout_error,
     name_failed_files,
     table_names,
@@ -249,7 +250,7 @@ class BigQueryWarehouse(Warehouse):
 
     def _key_counts(self, query: str) -> DaySummary:
         rows, _ = self.run_query(query)
-        counts = {(None if k is None else str(k)): int(n) for k, n in rows}
+        counts = keyed_counts(rows)
         return DaySummary(sum(counts.values()), counts)
 
     def raw_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
@@ -268,7 +269,7 @@ class BigQueryWarehouse(Warehouse):
         self, export_type: ExportType, day: dt.date, horizon_days: int
     ) -> dict[str | None, int]:
         rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "missing_from_canonical"))
-        return {(None if k is None else str(k)): int(n) for k, n in rows}
+        return keyed_counts(rows)
 
 
 def _stats(job) -> JobStats:

@@ -26,6 +26,7 @@ from optimizely_assets.warehouse.base import (
     MergeStats,
     Warehouse,
     dedup_window,
+    keyed_counts,
     layout_error,
     name_failed_files,
     table_names,
@@ -145,7 +146,7 @@ class DuckDBWarehouse(Warehouse):
     def _key_counts(self, table: str, key: str, day: dt.date) -> DaySummary:
         with self.connect() as con:
             rows = con.execute(sql.key_counts(table, key, day)).fetchall()
-        counts = {(None if k is None else str(k)): int(n) for k, n in rows}
+        counts = keyed_counts(rows)
         return DaySummary(sum(counts.values()), counts)
 
     def raw_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
@@ -169,7 +170,7 @@ class DuckDBWarehouse(Warehouse):
         window = dedup_window(day, horizon_days)
         with self.connect() as con:
             rows = con.execute(sql.missing_from_canonical(export_type, day, window)).fetchall()
-        return {(None if k is None else str(k)): int(n) for k, n in rows}
+        return keyed_counts(rows)
 
     def table_uri(self, export_type: ExportType, which: str) -> str:
         name = getattr(table_names(export_type), which)
