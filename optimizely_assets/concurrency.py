@@ -163,7 +163,6 @@ class PoolGuardExecutor(Executor):
         problems = pool_problems(instance, needed)
         if problems:
             raise refusal(problems)
-        record_worker(instance, plan_context.dagster_run.run_id)
         if (
             not any(s.pool for s in steps)
             or not instance.event_log_storage.supports_global_concurrency_limits

@@ -28,7 +28,9 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         context: AssetExecutionContext, warehouse: Warehouse, loader: LoaderConfig
     ) -> MaterializeResult:
         day = partition_day(context.partition_key)
-        record_worker(context.instance, context.run_id)  # execute_in_process skips our executor
+        # The step holding the pool slot tags its run with host:pid, under any executor, so a later
+        # run can free the slot if this process dies (concurrency.free_slots_of_dead_runs).
+        record_worker(context.instance, context.run_id)
         if not warehouse.merges_serialised_by_backend:
             ensure_merges_serialised(context.instance, canonical_pool(export_type))
         warehouse.ensure_tables(export_type)
