@@ -229,14 +229,20 @@ def reset_demo_dir(settings: Settings) -> None:
 
 
 def generate(settings: Settings, days: list[dt.date], spec: ExportSpec) -> None:
-    """Write the days the source lacks; a day already there keeps its files and its _SUCCESS."""
+    """Write the (type, day)s the source lacks; one already there keeps its files and its _SUCCESS.
+
+    Per type: rewriting a complete type of a half-written day would add a second set of files
+    (another Spark job uuid) and double its rows.
+    """
     if settings.source != "local":
         raise CliError("generate writes a local export; unset OPTIMIZELY_PAT and OPTIMIZELY_SOURCE")
     root = settings.local_source_dir
     prefix = account_prefix(spec.account_id)
-    missing = [d for d in days if not all((root / success_key(prefix, t, d)).exists() for t in ExportType)]
-    written = write_export(root, missing, spec) if missing else []
-    kept = len(days) - len(missing)
+    kept = sum(all((root / success_key(prefix, t, d)).exists() for t in ExportType) for d in days)
+    written = []
+    for t in ExportType:
+        missing = [d for d in days if not (root / success_key(prefix, t, d)).exists()]
+        written += write_export(root, missing, spec, types=[t]) if missing else []
     print(
         f"wrote {sum(w.rows for w in written):,} rows in {sum(len(w.files) for w in written)} files under {root}"
         + (f"; kept {kept} day(s) already there" if kept else "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -101,3 +102,16 @@ def test_the_demo_loads_the_days_ending_yesterday_inside_its_partitions(local, m
     out = capsys.readouterr().out
     assert yesterday.isoformat() in out and (yesterday - dt.timedelta(days=1)).isoformat() in out
     assert "5/5 passed" in out
+
+
+def test_generate_completes_a_half_written_day_without_doubling_the_complete_type(local):
+    """A day with events complete but decisions not (an interrupted generate): only decisions are written."""
+    from optimizely_assets.demo.synthetic import write_export
+
+    source = local / "source"
+    write_export(source, [dt.date(2024, 1, 2)], ExportSpec(), types=[ExportType.EVENTS])
+    day2_events = sorted(p.name for p in source.rglob("type=events/date=2024-01-02/**/*.parquet"))
+    assert cli.main(["generate", "--start", "2024-01-01", "--days", "2"]) == 0
+    assert sorted(p.name for p in source.rglob("type=events/date=2024-01-02/**/*.parquet")) == day2_events
+    for day in ("2024-01-01", "2024-01-02"):
+        assert (source / success_key(account_prefix(ExportSpec.account_id), ExportType.DECISIONS, day)).exists()
