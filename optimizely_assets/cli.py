@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from optimizely_assets.concurrency import free_slots_of_dead_runs
-from optimizely_assets.demo.synthetic import ExportSpec, date_range, write_export
-from optimizely_assets.e3.layout import ExportType, account_prefix, success_key
+from optimizely_assets.demo.local_dir import DemoError, generate, reset_demo_dir
+from optimizely_assets.demo.synthetic import ExportSpec, date_range
+from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.resources.optimizely_auth import CredentialsError
 from optimizely_assets.settings import Settings, SettingsError
 
@@ -140,10 +141,6 @@ def print_summary(rows: list[dict]) -> None:
         )
 
 
-DEMO_MARKER = ".optimizely-demo"  # the demo deletes only a directory that holds this file
-DEMO_DATA = ("source", "staging", "dagster_io", "warehouse.duckdb", "warehouse.duckdb.wal")
-
-
 class CliError(Exception):
     """Printed as one line, exit status 2."""
 
@@ -210,45 +207,6 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def reset_demo_dir(settings: Settings) -> None:
-    """Start the demo clean, deleting only what an earlier demo created; never the Dagster home."""
-    local = settings.local_dir
-    if local.exists() and any(local.iterdir()) and not (local / DEMO_MARKER).exists():
-        raise CliError(
-            f"{local} holds files the demo did not create; set OPTIMIZELY_LOCAL_DIR to a new directory, "
-            "or pass --keep to add to it"
-        )
-    local.mkdir(parents=True, exist_ok=True)
-    (local / DEMO_MARKER).write_text("created by optimizely-assets demo\n")
-    for name in DEMO_DATA:
-        path = local / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
-def generate(settings: Settings, days: list[dt.date], spec: ExportSpec) -> None:
-    """Write the (type, day)s the source lacks; one already there keeps its files and its _SUCCESS.
-
-    Per type: rewriting a complete type of a half-written day would add a second set of files
-    (another Spark job uuid) and double its rows.
-    """
-    if settings.source != "local":
-        raise CliError("generate writes a local export; unset OPTIMIZELY_PAT and OPTIMIZELY_SOURCE")
-    root = settings.local_source_dir
-    prefix = account_prefix(spec.account_id)
-    kept = sum(all((root / success_key(prefix, t, d)).exists() for t in ExportType) for d in days)
-    written = []
-    for t in ExportType:
-        missing = [d for d in days if not (root / success_key(prefix, t, d)).exists()]
-        written += write_export(root, missing, spec, types=[t]) if missing else []
-    print(
-        f"wrote {sum(w.rows for w in written):,} rows in {sum(len(w.files) for w in written)} files under {root}"
-        + (f"; kept {kept} day(s) already there" if kept else "")
-    )
-
-
 def checks(settings: Settings, days: list[dt.date]) -> int:
     if settings.warehouse == "duckdb" and not settings.duckdb_path.exists():
         raise CliError(
@@ -269,7 +227,9 @@ def run(args: argparse.Namespace) -> int:
 
         return run_preflight(settings)
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-    first = args.start or max(yesterday - dt.timedelta(days=args.days - 1), dt.date.fromisoformat(settings.start_date))
+    first = args.start or max(
+        yesterday - dt.timedelta(days=args.days - 1), dt.date.fromisoformat(settings.start_date)
+    )
     days = date_range(first, args.days)
     if args.command == "checks":
         return checks(settings, days)
@@ -295,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return run(args)
-    except (CliError, SettingsError, CredentialsError) as exc:
+    except (CliError, DemoError, SettingsError, CredentialsError) as exc:
         print(f"optimizely-assets {args.command}: {exc}", file=sys.stderr)
         return 2
 
