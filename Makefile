@@ -45,5 +45,6 @@ dev: $(VENV)/.installed  ## the Dagster UI on 127.0.0.1:3000 over the embedded d
 lint: $(VENV)/.installed
 	$(BIN)/ruff check optimizely_assets optimizely_assets_tests bench
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed  ## every benchmark beside its baseline (installs dlt, the peer, first)
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m bench.run

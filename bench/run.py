@@ -2,9 +2,10 @@
 
     python -m bench.run [--quick]
 
-1. Throughput: the project's local end-to-end run (copy, footers, raw load, MERGE, checks)
-   vs (a) the physical limit, DuckDB `read_parquet` of the same files into a table, and
-   (b) a naive loader that reads each file with pandas and appends it.
+1. End to end against its peers (bench/peers.py): the minimal SQL job doing the same work (the
+   limit), dlt (`pip install -e ".[bench]"`), and a naive pandas loader (a floor), interleaved.
+   Throughput (bench/throughput.py): the ingest stages alone vs DuckDB `read_parquet`.
+   Files per day (bench/files_per_day.py): ~1,000 small files per type vs ~10 larger ones.
 2. Peak RSS of one day made of a single ~2 GB, single-row-group file, vs pandas reading it.
 3. Canonical MERGE: a day with 1970/2099 client clocks vs the clean day, and day 365 vs day 1
    (bench/merge.py).
@@ -106,12 +107,23 @@ def bench_sensor(work: Path, years: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--only", choices=["throughput", "memory", "merge", "sensor"], action="append")
+    choices = ["peers", "files", "throughput", "memory", "merge", "sensor"]
+    parser.add_argument("--only", choices=choices, action="append")
     args = parser.parse_args(argv)
-    only = set(args.only or ["throughput", "memory", "merge", "sensor"])
+    only = set(args.only or choices)
     work = Path(tempfile.mkdtemp(prefix="optimizely-bench-"))
     results: dict[str, dict] = {}
     try:
+        if "peers" in only:
+            from bench.peers import bench_peers, report
+
+            results["peers"] = bench_peers(work, rows_per_type=20_000 if args.quick else 200_000)
+            report(results["peers"])
+        if "files" in only:
+            from bench.files_per_day import bench_files_per_day, report
+
+            results["files_per_day"] = bench_files_per_day(work, rows_per_type=20_000 if args.quick else 200_000)
+            report(results["files_per_day"])
         if "throughput" in only:
             from bench.throughput import bench_throughput
 
@@ -128,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"  ingest (list+footers+stage+raw load):      {r['ingest_s']:7.2f} s  {r['ingest_rows_per_s']:>9,} rows/s"
-                f"  {r['ingest_mb_per_s']} MB/s  = {r['ingest_vs_limit']}x limit (target >= 0.75), {r['ingest_vs_naive']}x naive (target >= 5)"
+                f"  {r['ingest_mb_per_s']} MB/s  = {r['ingest_vs_limit']}x limit, {r['ingest_vs_naive']}x naive (a floor)"
             )
             print(
                 f"  end to end (+ canonical MERGE {r['canonical_s']} s, checks {r['checks_s']} s, run overhead): "
@@ -142,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             r = results["memory"]
             print(f"memory: one {r['file_mb']} MB file, {r['row_groups']} row group, {r['rows']:,} rows")
             print(
-                f"  worker (footers + streamed copy to staging): peak RSS {r['worker_peak_rss_mb']} MB in {r['worker_s']} s (target <= 300)"
+                f"  worker (footers + streamed copy to staging): peak RSS {r['worker_peak_rss_mb']} MB in {r['worker_s']} s (target <= 250)"
             )
             print(
                 f"  whole day with the embedded DuckDB warehouse in-process: peak RSS "

@@ -1,15 +1,23 @@
-"""Per-day data-quality checks: the proof that a loaded day is complete."""
+"""Per-day data-quality checks: the proof that a loaded day is complete.
+
+A day's checks for one type run in two steps, each reading what it needs once:
+- ``raw_checks`` after the raw load: schema drift, raw rows against the footers, freshness. Its
+  blocking checks stop the MERGE of a day that does not match its source.
+- ``canonical_checks`` after the MERGE: every key present, no duplicate uuid, from one query.
+"""
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetIn,
     MetadataValue,
-    asset_check,
+    multi_asset_check,
 )
 
 from optimizely_assets.assets.factory import partition_day
@@ -20,241 +28,268 @@ from optimizely_assets.loading.manifest import DayManifest
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.warehouse import Warehouse
+from optimizely_assets.warehouse.base import CanonicalFindings, DaySummary
 
 
 def _names(keys) -> str:
     return ", ".join("NULL" if k is None else str(k) for k in keys)
 
 
-def rows_match_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
+def rows_match(
+    export_type: ExportType, day: dt.date, manifest: DayManifest, raw: DaySummary
+) -> AssetCheckResult:
     col = export_type.key_column
-    source_in = {"manifest": AssetIn(key=key(export_type, SOURCE_FILES))}
-
-    @asset_check(
-        asset=key(export_type, RAW_TABLE),
-        name="rows_match_source_footers",
-        additional_ins=source_in,
-        partitions_def=partitions_def,
-        blocking=True,
+    expected = manifest.rows_by_key() or {}
+    off = {
+        k: f"source {expected.get(k, 0):,} / raw {raw.key_rows.get(k, 0):,}"
+        for k in sorted_keys(dict.fromkeys(set(expected) | set(raw.key_rows), 0))
+        if expected and expected.get(k, 0) != raw.key_rows.get(k, 0)
+    }
+    passed = raw.rows == manifest.rows and not off
+    return AssetCheckResult(
+        asset_key=key(export_type, RAW_TABLE),
+        check_name="rows_match_source_footers",
+        passed=passed,
         description=(
-            f"Raw rows of the day == the Parquet footer row counts of its source files, in total and per "
-            f"{col} (the files' own column, read from their footer statistics)."
+            f"{export_type.value} {day}: {raw.rows:,} raw rows, {manifest.rows:,} in source footers"
+            + ("" if passed else f"; {len(off)} {col}(s) differ")
         ),
-    )
-    def rows_match(
-        context: AssetCheckExecutionContext, manifest: DayManifest, warehouse: Warehouse
-    ) -> AssetCheckResult:
-        day = partition_day(context.partition_key)
-        raw = warehouse.raw_day(export_type, day)
-        expected = manifest.rows_by_key() or {}
-        off = {
-            k: f"source {expected.get(k, 0):,} / raw {raw.key_rows.get(k, 0):,}"
-            for k in sorted_keys(dict.fromkeys(set(expected) | set(raw.key_rows), 0))
-            if expected and expected.get(k, 0) != raw.key_rows.get(k, 0)
-        }
-        passed = raw.rows == manifest.rows and not off
-        return AssetCheckResult(
-            passed=passed,
-            description=(
-                f"{export_type.value} {day}: {raw.rows:,} raw rows, {manifest.rows:,} in source footers"
-                + ("" if passed else f"; {len(off)} {col}(s) differ")
+        metadata={
+            "source_rows": manifest.rows,
+            "raw_rows": raw.rows,
+            "difference": raw.rows - manifest.rows,
+            **(
+                {f"{col}s_differing": MetadataValue.md(md_table((col, "rows"), list(off.items())))}
+                if off
+                else {}
             ),
-            metadata={
-                "source_rows": manifest.rows,
-                "raw_rows": raw.rows,
-                "difference": raw.rows - manifest.rows,
-                **(
-                    {f"{col}s_differing": MetadataValue.md(md_table((col, "rows"), list(off.items())))}
-                    if off
-                    else {}
-                ),
-            },
-        )
-
-    return rows_match
+        },
+    )
 
 
-def all_present_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
+def all_present(
+    export_type: ExportType, day: dt.date, manifest: DayManifest, raw: DaySummary, found: CanonicalFindings
+) -> AssetCheckResult:
     col = export_type.key_column
-    source_in = {"manifest": AssetIn(key=key(export_type, SOURCE_FILES))}
-
-    @asset_check(
-        asset=key(export_type, CANONICAL),
-        name=f"every_source_{export_type.partition_column}_in_warehouse",
-        additional_ins=source_in,
-        partitions_def=partitions_def,
-        blocking=True,
-        description=(
-            f"Every {col} of the day's source files is in the raw table, and every uuid of the day's "
-            "raw rows is in canonical (within the dedup horizon)."
-        ),
+    expected = manifest.rows_by_key() or {}
+    missing_raw = list(sorted_keys({k: n for k, n in expected.items() if n and k not in raw.key_rows}))
+    missing_canonical = sorted_keys(found.missing)
+    passed = not missing_raw and not missing_canonical
+    desc = f"{export_type.value} {day}: {len(expected)} {col}s in source"
+    if missing_raw:
+        desc += f"; missing from raw: {_names(missing_raw[:20])}"
+    if missing_canonical:
+        desc += f"; uuids missing from canonical for: {_names(list(missing_canonical)[:20])}"
+    return AssetCheckResult(
+        asset_key=key(export_type, CANONICAL),
+        check_name=f"every_source_{export_type.partition_column}_in_warehouse",
+        passed=passed,
+        description=desc,
+        metadata={
+            f"source_{col}s": len(expected),
+            "missing_from_raw": MetadataValue.json(missing_raw),
+            "per_key_comparison": "on"
+            if manifest.rows_by_key() is not None
+            else "off: files without statistics",
+            "uuids_missing_from_canonical": sum(missing_canonical.values()),
+            **(
+                {"missing_by_" + col: MetadataValue.md(md_table((col, "uuids"), missing_canonical))}
+                if missing_canonical
+                else {}
+            ),
+        },
     )
-    def all_present(
-        context: AssetCheckExecutionContext, manifest: DayManifest, warehouse: Warehouse, loader: LoaderConfig
-    ) -> AssetCheckResult:
-        day = partition_day(context.partition_key)
-        raw = warehouse.raw_day(export_type, day)
-        expected = manifest.rows_by_key() or {}
-        missing_raw = list(sorted_keys({k: n for k, n in expected.items() if n and k not in raw.key_rows}))
-        missing_canonical = sorted_keys(
-            warehouse.missing_from_canonical(export_type, day, loader.dedup_horizon_days)
-        )
-        passed = not missing_raw and not missing_canonical
-        desc = f"{export_type.value} {day}: {len(expected)} {col}s in source"
-        if missing_raw:
-            desc += f"; missing from raw: {_names(missing_raw[:20])}"
-        if missing_canonical:
-            desc += f"; uuids missing from canonical for: {_names(list(missing_canonical)[:20])}"
-        return AssetCheckResult(
-            passed=passed,
-            description=desc,
-            metadata={
-                f"source_{col}s": len(expected),
-                "missing_from_raw": MetadataValue.json(missing_raw),
-                "per_key_comparison": "on"
-                if manifest.rows_by_key() is not None
-                else "off: files without statistics",
-                "uuids_missing_from_canonical": sum(missing_canonical.values()),
-                **(
-                    {"missing_by_" + col: MetadataValue.md(md_table((col, "uuids"), missing_canonical))}
-                    if missing_canonical
-                    else {}
-                ),
-            },
-        )
-
-    return all_present
 
 
-def no_duplicates_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
-
-    @asset_check(
-        asset=key(export_type, CANONICAL),
-        name="no_duplicate_uuids",
-        partitions_def=partitions_def,
-        blocking=True,
-        description="No uuid of the day's canonical rows occurs twice in canonical within the dedup horizon.",
+def no_duplicates(export_type: ExportType, day: dt.date, found: CanonicalFindings) -> AssetCheckResult:
+    dups = found.duplicates
+    return AssetCheckResult(
+        asset_key=key(export_type, CANONICAL),
+        check_name="no_duplicate_uuids",
+        passed=not dups,
+        description=f"{export_type.value} {day}: "
+        + ("no duplicate uuids" if not dups else f"{len(dups)}+ duplicated uuids, e.g. {dups[0][0]}"),
+        metadata={"duplicated_uuids": len(dups), "examples": MetadataValue.json([u for u, _ in dups[:5]])},
     )
-    def no_duplicates(
-        context: AssetCheckExecutionContext, warehouse: Warehouse, loader: LoaderConfig
-    ) -> AssetCheckResult:
-        day = partition_day(context.partition_key)
-        dups = warehouse.duplicate_uuids(export_type, day, loader.dedup_horizon_days)
-        return AssetCheckResult(
-            passed=not dups,
-            description=f"{export_type.value} {day}: "
-            + ("no duplicate uuids" if not dups else f"{len(dups)}+ duplicated uuids, e.g. {dups[0][0]}"),
-            metadata={
-                "duplicated_uuids": len(dups),
-                "examples": MetadataValue.json([u for u, _ in dups[:5]]),
-            },
-        )
-
-    return no_duplicates
 
 
-def drift_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
-
-    @asset_check(
-        asset=key(export_type, SOURCE_FILES),
-        name="schema_drift",
-        partitions_def=partitions_def,
-        description=(
-            "Columns the day's files add beyond the known E3 schema, and files quarantined as unreadable "
-            "(missing/retyped columns fail the load unless quarantined)."
-        ),
+def drift(export_type: ExportType, manifest: DayManifest) -> AssetCheckResult:
+    added = manifest.added_columns
+    bad = [q.key for q in manifest.quarantined]
+    parts = [f"new columns {', '.join(added)}"] if added else []
+    parts += [f"{len(bad)} file(s) quarantined: {', '.join(bad[:5])}"] if bad else []
+    return AssetCheckResult(
+        asset_key=key(export_type, SOURCE_FILES),
+        check_name="schema_drift",
+        passed=not parts,
+        severity=AssetCheckSeverity.WARN,
+        description=f"{export_type.value} {manifest.day}: " + ("; ".join(parts) or "schema as expected"),
+        metadata={
+            "added_columns": MetadataValue.json(added),
+            "quarantined": MetadataValue.json(
+                [{"key": q.key, "reason": q.reason} for q in manifest.quarantined]
+            ),
+        },
     )
-    def drift(context: AssetCheckExecutionContext, manifest: DayManifest) -> AssetCheckResult:
-        added = manifest.added_columns
-        bad = [q.key for q in manifest.quarantined]
-        parts = [f"new columns {', '.join(added)}"] if added else []
-        parts += [f"{len(bad)} file(s) quarantined: {', '.join(bad[:5])}"] if bad else []
-        return AssetCheckResult(
-            passed=not parts,
-            severity=AssetCheckSeverity.WARN,
-            description=f"{export_type.value} {manifest.day}: " + ("; ".join(parts) or "schema as expected"),
-            metadata={
-                "added_columns": MetadataValue.json(added),
-                "quarantined": MetadataValue.json(
-                    [{"key": q.key, "reason": q.reason} for q in manifest.quarantined]
-                ),
-            },
+
+
+def fresh(
+    export_type: ExportType, day: dt.date, manifest: DayManifest, source: ExportSource, loader: LoaderConfig
+) -> AssetCheckResult:
+    marker = source.head(success_key(source.root, export_type, day))
+    now = dt.datetime.now(dt.timezone.utc)
+    listed = manifest.success_etag
+    changed = marker is not None if listed is None else (marker is None or marker.etag != listed)
+    loaded_files = {(f.key, f.size, f.etag) for f in (*manifest.files, *manifest.quarantined)}
+    prefix = day_prefix(source.root, export_type, day)
+    now_files = {(o.key, o.size, o.etag) for o in source.list_objects(prefix) if is_data_file(o.key)}
+    files_changed = sorted({k for k, *_ in loaded_files ^ now_files})
+    changed = changed or bool(files_changed)
+    lag_h = (
+        (now - manifest.success_last_modified).total_seconds() / 3600
+        if manifest.success_last_modified
+        else None
+    )
+    # Only recent days can be late: a backfill of last year is not a freshness problem.
+    recent = (now.date() - day).days <= loader.freshness_sla_hours / 24 + 1
+    late = recent and lag_h is not None and lag_h > loader.freshness_sla_hours
+    if files_changed:
+        desc = (
+            f"{export_type.value} {day}: {len(files_changed)} file(s) added, removed or rewritten since "
+            f"the load (e.g. {files_changed[0]}); re-run the day"
         )
-
-    return drift
-
-
-def fresh_check(export_type: ExportType, partitions_def) -> AssetChecksDefinition:
-    source_in = {"manifest": AssetIn(key=key(export_type, SOURCE_FILES))}
-
-    @asset_check(
-        asset=key(export_type, RAW_TABLE),
-        name="fresh_after_success",
-        additional_ins=source_in,
-        partitions_def=partitions_def,
+    elif changed:
+        desc = f"{export_type.value} {day}: _SUCCESS changed since the load; re-run the day"
+    elif late:
+        desc = f"{export_type.value} {day}: checked {lag_h:.1f} h after _SUCCESS (SLA {loader.freshness_sla_hours} h)"
+    else:
+        desc = f"{export_type.value} {day}: loaded data matches the current _SUCCESS"
+    return AssetCheckResult(
+        asset_key=key(export_type, RAW_TABLE),
+        check_name="fresh_after_success",
+        passed=not changed and not late,
         # A day changed since it was listed fails the run (ERROR); a late load only warns (WARN).
-        blocking=True,
-        description=(
-            "The loaded day is what the source holds now: its _SUCCESS marker and its file list (keys, "
-            "sizes, ETags) are unchanged since the files were listed (a rewritten day fails until "
-            "re-run), and the load followed the marker within `freshness_sla_hours` (late: warns)."
-        ),
-    )
-    def fresh(
-        context: AssetCheckExecutionContext, manifest: DayManifest, source: ExportSource, loader: LoaderConfig
-    ) -> AssetCheckResult:
-        day = partition_day(context.partition_key)
-        marker = source.head(success_key(source.root, export_type, day))
-        now = dt.datetime.now(dt.timezone.utc)
-        listed = manifest.success_etag
-        if listed is None:
-            changed = marker is not None
-        else:
-            changed = marker is None or marker.etag != listed
-        loaded_files = {(f.key, f.size, f.etag) for f in (*manifest.files, *manifest.quarantined)}
-        prefix = day_prefix(source.root, export_type, day)
-        now_files = {(o.key, o.size, o.etag) for o in source.list_objects(prefix) if is_data_file(o.key)}
-        files_changed = sorted({k for k, *_ in loaded_files ^ now_files})
-        changed = changed or bool(files_changed)
-        lag_h = (
-            (now - manifest.success_last_modified).total_seconds() / 3600
+        severity=AssetCheckSeverity.ERROR if changed else AssetCheckSeverity.WARN,
+        description=desc,
+        metadata={
+            "marker_at_load": manifest.success_last_modified.isoformat()
             if manifest.success_last_modified
-            else None
-        )
-        # Only recent days can be late: a backfill of last year is not a freshness problem.
-        recent = (now.date() - day).days <= loader.freshness_sla_hours / 24 + 1
-        late = recent and lag_h is not None and lag_h > loader.freshness_sla_hours
-        if files_changed:
-            desc = (
-                f"{export_type.value} {day}: {len(files_changed)} file(s) added, removed or rewritten since "
-                f"the load (e.g. {files_changed[0]}); re-run the day"
-            )
-        elif changed:
-            desc = f"{export_type.value} {day}: _SUCCESS changed since the load; re-run the day"
-        elif late:
-            desc = f"{export_type.value} {day}: checked {lag_h:.1f} h after _SUCCESS (SLA {loader.freshness_sla_hours} h)"
-        else:
-            desc = f"{export_type.value} {day}: loaded data matches the current _SUCCESS"
-        return AssetCheckResult(
-            passed=not changed and not late,
-            severity=AssetCheckSeverity.ERROR if changed else AssetCheckSeverity.WARN,
-            description=desc,
-            metadata={
-                "marker_at_load": manifest.success_last_modified.isoformat()
-                if manifest.success_last_modified
-                else "absent",
-                "marker_now": marker.last_modified.isoformat() if marker else "absent",
-                "hours_since_marker": round(lag_h, 2) if lag_h is not None else -1.0,
-                "files_changed": MetadataValue.json(files_changed[:20]),
-            },
+            else "absent",
+            "marker_now": marker.last_modified.isoformat() if marker else "absent",
+            "hours_since_marker": round(lag_h, 2) if lag_h is not None else -1.0,
+            "files_changed": MetadataValue.json(files_changed[:20]),
+        },
+    )
+
+
+def _specs(export_type: ExportType, partitions_def) -> dict[str, list[AssetCheckSpec]]:
+    col = export_type.key_column
+    raw, canonical, source = (key(export_type, s) for s in (RAW_TABLE, CANONICAL, SOURCE_FILES))
+    def spec(name: str, asset, description: str, blocking: bool = True) -> AssetCheckSpec:
+        # Every check but drift compares its asset with the source manifest.
+        deps = [] if asset == source else [source]
+        return AssetCheckSpec(
+            name,
+            asset=asset,
+            description=description,
+            blocking=blocking,
+            partitions_def=partitions_def,
+            additional_deps=deps,
         )
 
-    return fresh
+    return {
+        "raw": [
+            spec(
+                "schema_drift",
+                source,
+                "Columns the day's files add beyond the known E3 schema, and files quarantined as unreadable "
+                "(missing/retyped columns fail the load unless quarantined).",
+                blocking=False,
+            ),
+            spec(
+                "rows_match_source_footers",
+                raw,
+                f"Raw rows of the day == the Parquet footer row counts of its source files, in total and per "
+                f"{col} (the files' own column, read from their footer statistics).",
+            ),
+            spec(
+                "fresh_after_success",
+                raw,
+                "The loaded day is what the source holds now: its _SUCCESS marker and its file list (keys, "
+                "sizes, ETags) are unchanged since the files were listed (a rewritten day fails until "
+                "re-run), and the load followed the marker within `freshness_sla_hours` (late: warns).",
+            ),
+        ],
+        "canonical": [
+            spec(
+                f"every_source_{export_type.partition_column}_in_warehouse",
+                canonical,
+                f"Every {col} of the day's source files is in the raw table, and every uuid of the day's "
+                "raw rows is in canonical (within the dedup horizon).",
+            ),
+            spec(
+                "no_duplicate_uuids",
+                canonical,
+                "No uuid of the day's canonical rows occurs twice in canonical within the dedup horizon.",
+            ),
+        ],
+    }
 
 
-# One builder per check; `drift` checks the manifest asset itself, so it needs no additional_ins.
-CHECK_BUILDERS = (rows_match_check, all_present_check, no_duplicates_check, drift_check, fresh_check)
+def _selected(
+    context: AssetCheckExecutionContext, results: dict[str, Callable[[], AssetCheckResult]]
+) -> Iterator[AssetCheckResult]:
+    """Evaluate only the checks the run selected (a UI click on one check runs its step for that one)."""
+    names = {k.name for k in context.selected_asset_check_keys}
+    for name, evaluate in results.items():
+        if name in names:
+            yield evaluate()
 
 
 def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetChecksDefinition]:
-    return [build(export_type, partitions_def) for build in CHECK_BUILDERS]
+    specs = _specs(export_type, partitions_def)
+    manifest_in = {"manifest": AssetIn(key=key(export_type, SOURCE_FILES))}
+
+    @multi_asset_check(
+        name=f"{export_type.value}__raw_checks", specs=specs["raw"], ins=manifest_in, can_subset=True
+    )
+    def raw_checks(
+        context: AssetCheckExecutionContext,
+        manifest: DayManifest,
+        warehouse: Warehouse,
+        source: ExportSource,
+        loader: LoaderConfig,
+    ) -> Iterator[AssetCheckResult]:
+        day = partition_day(context.partition_key)
+        raw = warehouse.raw_day(export_type, day)
+        yield from _selected(
+            context,
+            {
+                "schema_drift": lambda: drift(export_type, manifest),
+                "rows_match_source_footers": lambda: rows_match(export_type, day, manifest, raw),
+                "fresh_after_success": lambda: fresh(export_type, day, manifest, source, loader),
+            },
+        )
+
+    @multi_asset_check(
+        name=f"{export_type.value}__canonical_checks",
+        specs=specs["canonical"],
+        ins=manifest_in,
+        can_subset=True,
+    )
+    def canonical_checks(
+        context: AssetCheckExecutionContext, manifest: DayManifest, warehouse: Warehouse, loader: LoaderConfig
+    ) -> Iterator[AssetCheckResult]:
+        day = partition_day(context.partition_key)
+        raw, found = warehouse.canonical_findings(export_type, day, loader.dedup_horizon_days)
+        yield from _selected(
+            context,
+            {
+                f"every_source_{export_type.partition_column}_in_warehouse": lambda: all_present(
+                    export_type, day, manifest, raw, found
+                ),
+                "no_duplicate_uuids": lambda: no_duplicates(export_type, day, found),
+            },
+        )
+
+    return [raw_checks, canonical_checks]

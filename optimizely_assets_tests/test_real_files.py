@@ -210,6 +210,9 @@ def test_a_day_rewritten_while_it_loads_fails_the_run_not_only_a_check(tmp_path)
                      resources={"staging": staging, "loader": LoaderConfig(require_success=False)})
     assert not result.success
     assert checks_of(result)["decisions/raw_table:fresh_after_success"] is False
+    # The check is blocking: the day that no longer matches its source never reaches canonical.
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "decisions/raw_table" in materialized and "decisions/canonical" not in materialized
 
 
 def test_a_table_left_by_the_previous_layout_is_named_not_loaded_into(tmp_path):

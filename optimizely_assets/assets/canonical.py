@@ -39,8 +39,12 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         return MaterializeResult(
             metadata={
                 # rows of the day: the export_date partition holds exactly the uuids this day delivered first
-                "dagster/row_count": warehouse.canonical_day(export_type, day).rows,
-                "table_rows_total": warehouse.table_rows(export_type, "canonical"),
+                "dagster/row_count": stats.partition_rows
+                if stats.partition_rows is not None
+                else warehouse.canonical_day(export_type, day).rows,
+                "table_rows_total": stats.table_rows
+                if stats.table_rows is not None
+                else warehouse.table_rows(export_type, "canonical"),
                 "dagster/table_name": warehouse.table_uri(export_type, "canonical"),
                 "raw_rows": stats.day_rows,
                 "unique_uuids": stats.unique_uuids,

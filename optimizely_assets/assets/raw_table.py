@@ -37,17 +37,17 @@ def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: D
                     "allow_empty_day set."
                 )
         result = warehouse.load_raw_day(export_type, day, list(staged.files), list(staged.added_fields))
-        summary = warehouse.raw_day(export_type, day)
+        key_rows = result.key_rows if result.key_rows is not None else warehouse.raw_day(export_type, day).key_rows
         return MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows,
                 "dagster/table_name": warehouse.table_uri(export_type, "raw"),
                 "files_loaded": len(staged.files),
-                f"{export_type.key_column}s": len(summary.key_rows),
+                f"{export_type.key_column}s": len(key_rows),
                 "added_columns": ", ".join(result.added_columns) or "none",
                 **result.jobs.metadata(),
                 f"rows_by_{export_type.key_column}": MetadataValue.md(
-                    md_table((export_type.key_column, "rows"), sorted_keys(summary.key_rows))
+                    md_table((export_type.key_column, "rows"), sorted_keys(key_rows))
                 ),
             }
         )

@@ -52,6 +52,7 @@ class ExportSpec:
     late_rate: float = 0.05  # share of rows whose client timestamp is 1-3 days old
     seed: int = 7
     flavor: str = "pyarrow"  # see FLAVORS: how the files' timestamps are written
+    files_per_day: int = 0  # about this many files per type and day (Spark's part-NNNNN); 0: one per partition
 
 
 @dataclass
@@ -133,12 +134,15 @@ def _write_day(
         table = _table(
             export_type, spec, key_value, uuids[idx], client_ts[idx], process[idx], visitors[idx], rng
         )
-        rel = (
-            f"{prefix}{export_type.partition_column}={encode_partition_value(key_value)}/"
-            f"part-00000-{job}.c000.snappy.parquet"
-        )
-        write_parquet(table, root / rel, flavor=spec.flavor)
-        wd.files[rel] = table.num_rows
+        parts = max(1, round(spec.files_per_day / len(keys))) if spec.files_per_day else 1
+        bounds = np.linspace(0, table.num_rows, parts + 1).astype(int)
+        for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            rel = (
+                f"{prefix}{export_type.partition_column}={encode_partition_value(key_value)}/"
+                f"part-{i:05d}-{job}.c000.snappy.parquet"
+            )
+            write_parquet(table.slice(lo, hi - lo), root / rel, flavor=spec.flavor)
+            wd.files[rel] = int(hi - lo)
         wd.unique_uuids.update(table.column("uuid").to_pylist())
     return wd, next_resent
 

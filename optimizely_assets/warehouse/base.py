@@ -142,6 +142,7 @@ class LoadResult:
     rows: int
     added_columns: tuple[str, ...] = ()
     jobs: JobStats = JobStats()
+    key_rows: dict[str | None, int] | None = None  # per key value, where the load counted them
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,8 @@ class MergeStats:
     window: tuple[dt.date, dt.date]  # canonical export dates searched for the day's uuids
     added_columns: tuple[str, ...] = ()  # columns added to canonical by this MERGE
     jobs: JobStats = JobStats()
+    partition_rows: int | None = None  # canonical rows of the export day after the MERGE, if counted
+    table_rows: int | None = None  # all canonical rows after the MERGE, if counted
 
     @property
     def already_present(self) -> int:
@@ -163,6 +166,14 @@ class MergeStats:
 class DaySummary:
     rows: int
     key_rows: dict[str | None, int] = field(default_factory=dict)  # experiment_id / event_name -> rows
+
+
+@dataclass(frozen=True)
+class CanonicalFindings:
+    """What the canonical checks look at, for one export day within its dedup window."""
+
+    missing: dict[str | None, int]  # per key value: raw uuids of the day that canonical lacks
+    duplicates: list[tuple[str, int]]  # uuids of the day's canonical rows found more than once
 
 
 def keyed_counts(rows) -> dict[str | None, int]:
@@ -206,6 +217,18 @@ class Warehouse(ConfigurableResource):
     ) -> dict[str | None, int]:
         """Per key value: raw uuids of the day that canonical lacks within the dedup window."""
         raise NotImplementedError
+
+    def canonical_findings(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> tuple[DaySummary, CanonicalFindings]:
+        """The day's raw summary, the uuids canonical lacks and the duplicated ones, for the checks.
+
+        Backends that can answer in one statement override this; the default asks three times.
+        """
+        return self.raw_day(export_type, day), CanonicalFindings(
+            self.missing_from_canonical(export_type, day, horizon_days),
+            self.duplicate_uuids(export_type, day, horizon_days),
+        )
 
     def table_uri(self, export_type: ExportType, which: str) -> str:
         """``which`` is ``raw`` or ``canonical``; a name a user can paste into a query."""

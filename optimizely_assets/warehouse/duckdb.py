@@ -21,6 +21,7 @@ from optimizely_assets.warehouse import duckdb_sql as sql
 from optimizely_assets.warehouse.base import (
     EVENT_DATE,
     EXPORT_DATE,
+    CanonicalFindings,
     DaySummary,
     LoadResult,
     MergeStats,
@@ -123,10 +124,9 @@ class DuckDBWarehouse(Warehouse):
                     raise RuntimeError(
                         name_failed_files(f"loading {export_type.value} {day} failed", exc, batch)
                     ) from exc
-            (rows,) = con.execute(
-                f"SELECT count(*) FROM {raw} WHERE {EXPORT_DATE} = {sql.lit(day)}"
-            ).fetchone()
-        return LoadResult(int(rows), tuple(f.name for f in new))
+            # Counted inside the transaction: the figures describe exactly what it commits.
+            counts = keyed_counts(con.execute(sql.key_counts(raw, export_type.key_column, day)).fetchall())
+        return LoadResult(sum(counts.values()), tuple(f.name for f in new), key_rows=counts)
 
     def merge_canonical(self, export_type: ExportType, day: dt.date, horizon_days: int) -> MergeStats:
         t = table_names(export_type)
@@ -141,7 +141,20 @@ class DuckDBWarehouse(Warehouse):
             day_rows, unique, nulls = con.execute(sql.day_stats(export_type, day)).fetchone()
             columns = [c for c in raw_cols if c not in (EXPORT_DATE, EVENT_DATE)]
             (inserted,) = con.execute(sql.merge_canonical(export_type, day, window, columns)).fetchone()
-        return MergeStats(int(day_rows), int(unique), int(nulls), int(inserted), window, tuple(added))
+            (partition_rows,) = con.execute(
+                f"SELECT count(*) FROM {t.canonical} WHERE {EXPORT_DATE} = {sql.lit(day)}"
+            ).fetchone()
+            (table_rows,) = con.execute(f"SELECT count(*) FROM {t.canonical}").fetchone()
+        return MergeStats(
+            int(day_rows),
+            int(unique),
+            int(nulls),
+            int(inserted),
+            window,
+            tuple(added),
+            partition_rows=int(partition_rows),
+            table_rows=int(table_rows),
+        )
 
     def _key_counts(self, table: str, key: str, day: dt.date) -> DaySummary:
         with self.connect() as con:
@@ -172,6 +185,17 @@ class DuckDBWarehouse(Warehouse):
             rows = con.execute(sql.missing_from_canonical(export_type, day, window)).fetchall()
         return keyed_counts(rows)
 
+    def canonical_findings(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> tuple[DaySummary, CanonicalFindings]:
+        window = dedup_window(day, horizon_days)
+        with self.connect() as con:
+            rows = con.execute(sql.canonical_findings(export_type, day, window)).fetchall()
+        raw = keyed_counts((k, n) for kind, k, n in rows if kind == "raw")
+        missing = keyed_counts((k, n) for kind, k, n in rows if kind == "missing")
+        dups = sorted((str(u), int(n)) for kind, u, n in rows if kind == "duplicate")
+        return DaySummary(sum(raw.values()), raw), CanonicalFindings(missing, dups)
+
     def table_uri(self, export_type: ExportType, which: str) -> str:
         name = getattr(table_names(export_type), which)
         return f"{Path(self.path).stem}.main.{name}"
@@ -194,6 +218,7 @@ class DuckDBWarehouse(Warehouse):
             "raw_key_counts": sql.key_counts(t.raw, export_type.key_column, day),
             "duplicate_uuids": sql.duplicate_uuids(export_type, day, window),
             "missing_from_canonical": sql.missing_from_canonical(export_type, day, window),
+            "canonical_findings": sql.canonical_findings(export_type, day, window),
         }
         with self.connect() as con:  # EXPLAIN of a MERGE needs a writable connection; nothing runs
             for text in queries.values():
