@@ -185,6 +185,7 @@ def fresh(
 def _specs(export_type: ExportType, partitions_def) -> dict[str, list[AssetCheckSpec]]:
     col = export_type.key_column
     raw, canonical, source = (key(export_type, s) for s in (RAW_TABLE, CANONICAL, SOURCE_FILES))
+
     def spec(name: str, asset, description: str, blocking: bool = True) -> AssetCheckSpec:
         # Every check but drift compares its asset with the source manifest.
         deps = [] if asset == source else [source]

@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from optimizely_assets.analysis.report import NoResultsError
 from optimizely_assets.concurrency import free_slots_of_dead_runs
 from optimizely_assets.demo.local_dir import DemoError, generate, reset_demo_dir
 from optimizely_assets.demo.synthetic import ExportSpec, date_range
@@ -201,6 +202,12 @@ def parser() -> argparse.ArgumentParser:
             default=ExportSpec.events_per_day,
             help="conversion rows per generated day",
         )
+    res = sub.add_parser(
+        "results",
+        formatter_class=fmt,
+        help="print experiment results (units, conversion rate per event, revenue per unit) and SRM",
+    )
+    res.add_argument("--experiment", default=None, help="an experiment id; all experiments when omitted")
     demo.add_argument(
         "--keep", action="store_true", help="keep the previous demo's source, warehouse and runs"
     )
@@ -226,6 +233,11 @@ def run(args: argparse.Namespace) -> int:
         from optimizely_assets.preflight import run_preflight
 
         return run_preflight(settings)
+    if args.command == "results":
+        from optimizely_assets.analysis.report import results_text
+
+        print(results_text(settings, args.experiment))
+        return 0
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     first = args.start or max(
         yesterday - dt.timedelta(days=args.days - 1), dt.date.fromisoformat(settings.start_date)
@@ -247,6 +259,10 @@ def run(args: argparse.Namespace) -> int:
     ensure_dagster_home(settings)
     rows = run_days(settings, days)
     print_summary(rows)
+    from optimizely_assets.analysis.report import results_text
+
+    print("\nexperiment results (`optimizely-assets results --experiment ID` for one):")
+    print(results_text(settings).split("\n\n", 1)[-1])
     failed = [r for r in rows if not r["run_ok"] or not all(r.get("checks", {}).values())]
     return 1 if failed else 0
 
@@ -255,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return run(args)
-    except (CliError, DemoError, SettingsError, CredentialsError) as exc:
+    except (CliError, DemoError, SettingsError, CredentialsError, NoResultsError) as exc:
         print(f"optimizely-assets {args.command}: {exc}", file=sys.stderr)
         return 2
 

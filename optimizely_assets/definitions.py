@@ -20,16 +20,20 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from optimizely_assets.assets import build_export_assets
+from optimizely_assets.assets.analysis import UNITS_POOL, build_analysis_assets
 from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.automation import build_daily_schedule, build_success_sensor
 from optimizely_assets.checks import build_export_checks
+from optimizely_assets.checks_analysis import build_analysis_checks
 from optimizely_assets.concurrency import guarded_in_process_executor
 from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.resources.experiment_catalog import OfflineExperimentCatalog, RestExperimentCatalog
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import LocalExportSource
 from optimizely_assets.resources.staging import LocalStaging
 from optimizely_assets.settings import Settings
+from optimizely_assets.warehouse.analysis_sql import Window
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 
 DAILY_JOB = "optimizely_daily"
@@ -120,11 +124,19 @@ def build_resources(settings: Settings) -> dict:
         warehouse = DuckDBWarehouse(path=str(settings.duckdb_path))
         io_manager = FilesystemIOManager(base_dir=str(settings.local_dir / "dagster_io"))
 
+    # Names from the REST API with the same token as the export credentials; offline, synthetic/ids.
+    catalog = (
+        RestExperimentCatalog(personal_access_token=EnvVar("OPTIMIZELY_PAT"), api_url=settings.rest_api_url)
+        if settings.has_pat
+        else OfflineExperimentCatalog()
+    )
+
     return {
         "source": source,
         "staging": staging,
         "warehouse": warehouse,
         "loader": LoaderConfig(),
+        "catalog": catalog,
         "io_manager": io_manager,
     }
 
@@ -133,8 +145,12 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     daily = DailyPartitionsDefinition(start_date=settings.start_date)
     deployment = deployment_of(settings)
-    assets = with_code_references([a for t in ExportType for a in build_export_assets(t, daily, deployment)])
-    checks = [c for t in ExportType for c in build_export_checks(t, daily)]
+    window = Window(settings.attribution_window_hours, settings.late_event_days)
+    assets = with_code_references(
+        [a for t in ExportType for a in build_export_assets(t, daily, deployment)]
+        + build_analysis_assets(daily, deployment, window)
+    )
+    checks = [c for t in ExportType for c in build_export_checks(t, daily)] + build_analysis_checks(daily)
     daily_job = define_asset_job(
         DAILY_JOB,
         selection=AssetSelection.all(),
@@ -144,7 +160,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     resources = build_resources(settings)
     # Where the backend itself does not keep MERGEs into one table apart, the instance must.
     serialised = (
-        [] if resources["warehouse"].merges_serialised_by_backend else [canonical_pool(t) for t in ExportType]
+        []
+        if resources["warehouse"].merges_serialised_by_backend
+        else [*(canonical_pool(t) for t in ExportType), UNITS_POOL]
     )
     return Definitions(
         assets=assets,

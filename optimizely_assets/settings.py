@@ -56,6 +56,9 @@ class Settings:
     sensor_lookback_days: int = 3
     bq_maximum_bytes_billed: int | None = 1 << 40
     owners: tuple[str, ...] = ("team:data-engineering",)
+    rest_api_url: str = "https://api.optimizely.com/v2"
+    attribution_window_hours: int = 48
+    late_event_days: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -145,6 +148,13 @@ class Settings:
             ),
             bq_maximum_bytes_billed=None if max_billed.lower() == "off" else int(max_billed),
             owners=owners,
+            rest_api_url=get("OPTIMIZELY_REST_API_URL", "https://api.optimizely.com/v2"),
+            attribution_window_hours=_positive_int(
+                get("OPTIMIZELY_ATTRIBUTION_WINDOW_HOURS", "48"), "OPTIMIZELY_ATTRIBUTION_WINDOW_HOURS"
+            ),
+            late_event_days=_positive_int(
+                get("OPTIMIZELY_LATE_EVENT_DAYS", "3"), "OPTIMIZELY_LATE_EVENT_DAYS"
+            ),
         )
 
     @property

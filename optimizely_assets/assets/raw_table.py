@@ -37,7 +37,9 @@ def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: D
                     "allow_empty_day set."
                 )
         result = warehouse.load_raw_day(export_type, day, list(staged.files), list(staged.added_fields))
-        key_rows = result.key_rows if result.key_rows is not None else warehouse.raw_day(export_type, day).key_rows
+        key_rows = (
+            result.key_rows if result.key_rows is not None else warehouse.raw_day(export_type, day).key_rows
+        )
         return MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows,

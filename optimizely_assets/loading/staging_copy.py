@@ -94,7 +94,9 @@ def stage_day(
     staging.delete(stale)
     staging.commit_day(prefix, {f.staged_name: (f.etag, f.key) for f in manifest.files})
     return StagedDay(
-        files=tuple(StagedFile(staging.uri(f.staged_name), source.uri(f.key), f.rows) for f in manifest.files),
+        files=tuple(
+            StagedFile(staging.uri(f.staged_name), source.uri(f.key), f.rows) for f in manifest.files
+        ),
         day_uri=staging.uri(prefix),
         added_fields=tuple(manifest.added_fields),
         copied=len(todo),

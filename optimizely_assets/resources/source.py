@@ -96,7 +96,9 @@ class LocalExportSource(ExportSource):
         base = self._path(type_prefix)
         if not base.is_dir():
             return []
-        return sorted(p.name[len("date=") :] for p in base.iterdir() if p.is_dir() and p.name.startswith("date="))
+        return sorted(
+            p.name[len("date=") :] for p in base.iterdir() if p.is_dir() and p.name.startswith("date=")
+        )
 
     def footer(self, obj: SourceObject, value_columns: tuple[str, ...] = ()) -> Footer:
         with open(self._path(obj.key), "rb") as fh:

@@ -1,0 +1,1 @@
+"""From canonical events to experiment results: units, attributed conversions, results, SRM."""

@@ -1,0 +1,44 @@
+"""`optimizely-assets results`: the experiment results table in the terminal, as in the UI."""
+
+from __future__ import annotations
+
+from optimizely_assets.analysis.srm import srm_test
+from optimizely_assets.settings import Settings
+
+
+class NoResultsError(RuntimeError):
+    pass
+
+
+def results_text(settings: Settings, experiment_id: str | None = None) -> str:
+    from optimizely_assets.assets.analysis import results_markdown
+    from optimizely_assets.definitions import build_resources
+    from optimizely_assets.warehouse.analysis import ExperimentAnalysis
+
+    if settings.warehouse == "duckdb" and not settings.duckdb_path.exists():
+        raise NoResultsError(
+            f"nothing is loaded under {settings.local_dir}: run `optimizely-assets demo` first"
+        )
+    analysis = ExperimentAnalysis(build_resources(settings)["warehouse"])
+    analysis.ensure_tables()
+    rows = analysis.results(experiment_id)
+    if not rows:
+        which = f"experiment {experiment_id}" if experiment_id else "any experiment"
+        raise NoResultsError(
+            f"no results for {which} in the warehouse; materialize analysis/experiment_results "
+            "(the daily job does) or check the id"
+        )
+    lines = [results_markdown(rows), ""]
+    for e in sorted({r.experiment_id for r in rows}):
+        mine = [r for r in rows if r.experiment_id == e]
+        units = {r.variation_id: r.units for r in mine}
+        weights = {r.variation_id: r.weight for r in mine if r.weight is not None}
+        test = srm_test(e, units, weights)
+        if test is None:
+            continue
+        verdict = "SAMPLE RATIO MISMATCH" if test.mismatch else "no sample ratio mismatch"
+        lines.append(
+            f"{mine[0].experiment_name} ({e}): {verdict} (chi-square p = {test.p_value:.2g}, "
+            f"{test.allocation} allocation)"
+        )
+    return "\n".join(lines)
