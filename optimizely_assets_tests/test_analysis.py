@@ -1,0 +1,267 @@
+"""Experiment units, attributed events and results: hand-computed cases on both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
+
+import pytest
+from dagster import DagsterInstance
+
+from optimizely_assets.analysis.srm import chi_square_sf, srm_test
+from optimizely_assets.demo.synthetic import EFFECT_EXPERIMENT, SRM_EXPERIMENT, ExportSpec, write_export
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.resources.experiment_catalog import CatalogError, RestExperimentCatalog
+from optimizely_assets.warehouse.analysis import ExperimentAnalysis
+from optimizely_assets.warehouse.analysis_sql import Window
+from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+from optimizely_assets_tests.helpers import local_settings, run_day
+
+D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+E1, E2 = "1001", "2002"
+# (uuid, timestamp, visitor, experiment, variation, is_holdback, export day)
+DECISIONS = [
+    ("u-b", "2024-01-01 10:00:00", "alice", E1, "A", False, D1),  # tie on timestamp with u-a ...
+    ("u-a", "2024-01-01 10:00:00", "alice", E1, "B", False, D1),  # ... u-a wins: alice is in B
+    ("u-c", "2024-01-01 12:00:00", "bob", E1, "A", False, D1),
+    ("u-d", "2024-01-01 09:00:00", "bob", E1, "B", False, D2),  # re-sent later, earlier clock: no new unit
+    ("u-e", "2024-01-01 11:00:00", "alice", E2, "X", False, D1),  # alice is in two experiments
+    ("u-f", "2024-01-02 15:00:00", "carol", E1, "A", False, D2),  # exposed after her conversion
+    ("u-g", "2024-01-01 08:00:00", "dave", E1, "A", True, D1),  # holdback: not in results
+]
+# (uuid, timestamp, visitor, event_name, revenue, export day)
+EVENTS = [
+    ("v-1", "2024-01-03 10:00:00", "alice", "purchase", 500, D3),  # exactly exposure + 48 h in E1
+    ("v-2", "2024-01-03 10:00:00.001", "alice", "purchase", 700, D3),  # 1 ms past E1's edge; in E2's
+    ("v-3", "2024-01-01 13:00:00", "bob", "add_to_cart", None, D1),
+    ("v-4", "2024-01-02 14:00:00", "carol", "purchase", 900, D2),  # before her exposure
+    ("v-5", "2024-01-01 09:00:00", "dave", "purchase", 300, D1),  # holdback unit
+]
+EXPECTED = {  # (experiment, variation, event) -> (units, converting units, events, revenue)
+    (E1, "A", "add_to_cart"): (2, 1, 1, 0),
+    (E1, "A", "purchase"): (2, 0, 0, 0),
+    (E1, "B", "add_to_cart"): (1, 0, 0, 0),
+    (E1, "B", "purchase"): (1, 1, 1, 500),
+    (E2, "X", "purchase"): (1, 1, 2, 1200),
+}
+
+
+def _lit(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.date):
+        return f"DATE '{value}'"
+    return f"'{value}'"
+
+
+def seed(analysis: ExperimentAnalysis) -> None:
+    for export_type in ExportType:
+        analysis.warehouse.ensure_tables(export_type)
+    analysis.ensure_tables()
+    rows = ", ".join(
+        f"({_lit(u)}, TIMESTAMP '{ts}+00', {_lit(v)}, {_lit(e)}, {_lit(var)}, {_lit(h)}, {_lit(d)})"
+        for u, ts, v, e, var, h, d in DECISIONS
+    )
+    analysis.execute(
+        [
+            f"INSERT INTO {analysis.names['decisions']} (uuid, timestamp, visitor_id, experiment_id, variation_id, "
+            f"is_holdback, export_date) VALUES {rows}"
+        ]
+    )
+    rows = ", ".join(
+        f"({_lit(u)}, TIMESTAMP '{ts}+00', {_lit(v)}, {_lit(n)}, {_lit(r)}, {_lit(d)})"
+        for u, ts, v, n, r, d in EVENTS
+    )
+    analysis.execute(
+        [
+            f"INSERT INTO {analysis.names['events']} (uuid, timestamp, visitor_id, event_name, revenue, export_date) "
+            f"VALUES {rows}"
+        ]
+    )
+
+
+def run_days(analysis: ExperimentAnalysis) -> dict:
+    for day in (D1, D2, D3):
+        analysis.write_units(day)
+        analysis.write_events(day, Window(48))
+    analysis.rebuild_results()
+    return {
+        (r.experiment_id, r.variation_id, r.event_name): (r.units, r.converting_units, r.events, r.revenue)
+        for r in analysis.results()
+    }
+
+
+@pytest.fixture
+def duck(tmp_path) -> ExperimentAnalysis:
+    analysis = ExperimentAnalysis(DuckDBWarehouse(path=str(tmp_path / "w.duckdb")))
+    seed(analysis)
+    return analysis
+
+
+def test_units_events_and_results_follow_the_definitions(duck):
+    assert run_days(duck) == EXPECTED
+    units = duck.query(
+        "SELECT experiment_id, visitor_id, variation_id, decision_uuid, export_date "
+        "FROM experiment_units ORDER BY 1, 2"
+    )
+    assert units == [
+        (E1, "alice", "B", "u-a", D1),
+        (E1, "bob", "A", "u-c", D1),
+        (E1, "carol", "A", "u-f", D2),
+        (E1, "dave", "A", "u-g", D1),
+        (E2, "alice", "X", "u-e", D1),
+    ]
+    attributed = duck.query("SELECT event_uuid, experiment_id FROM experiment_events ORDER BY 1, 2")
+    assert attributed == [("v-1", E1), ("v-1", E2), ("v-2", E2), ("v-3", E1)]
+
+
+def test_reruns_change_nothing_and_a_unit_never_changes(duck):
+    before = run_days(duck)
+    assert duck.write_units(D1) == 0 and duck.write_units(D2) == 0
+    assert duck.write_events(D3, Window(48)) == 3  # replaced, not appended
+    assert run_days(duck) == before
+
+
+def test_a_shorter_window_attributes_less(duck):
+    for day in (D1, D2, D3):
+        duck.write_units(day)
+        duck.write_events(day, Window(24))
+    duck.rebuild_results()
+    got = {(r.experiment_id, r.variation_id, r.event_name): r.events for r in duck.results()}
+    # E2 keeps its units with no event attributed: one row without an event name.
+    assert got == {(E1, "A", "add_to_cart"): 1, (E1, "B", "add_to_cart"): 0, (E2, "X", None): 0}
+
+
+def test_the_unit_checks_catch_a_changed_variation_and_a_second_unit(duck):
+    run_days(duck)
+    assert duck.units_not_in_decisions(D1) == {}
+    assert all(v == u for v, u in duck.visitors_vs_units(D1).values())
+    duck.execute(["UPDATE experiment_units SET variation_id = 'Z' WHERE visitor_id = 'bob'"])
+    assert duck.units_not_in_decisions(D1) == {E1: 1}
+    duck.execute(
+        [
+            "INSERT INTO experiment_units SELECT * FROM experiment_units WHERE visitor_id = 'alice' "
+            f"AND experiment_id = '{E1}'"
+        ]
+    )
+    visitors, units = duck.visitors_vs_units(D1)[E1]
+    assert (visitors, units) == (3, 4)
+
+
+def test_bigquery_runs_the_same_semantics(tmp_path):
+    from optimizely_assets_tests.servers import start_bigquery_emulator
+    from optimizely_assets_tests.test_bigquery_emulator import EmulatorWarehouse
+
+    gcs = tmp_path / "gcs"
+    gcs.mkdir()
+    url, proc = start_bigquery_emulator(tmp_path, gcs)
+    try:
+        bq = ExperimentAnalysis(
+            EmulatorWarehouse(project="test-project", dataset="analysis", api_endpoint=url)
+        )
+        seed(bq)
+        assert run_days(bq) == EXPECTED
+        assert bq.write_units(D1) == 0
+        assert bq.units_not_in_decisions(D1) == {}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_chi_square_matches_known_quantiles_and_srm_uses_the_allocation():
+    assert chi_square_sf(3.841458820694124, 1) == pytest.approx(0.05, rel=1e-9)
+    assert chi_square_sf(13.815510557964274, 2) == pytest.approx(0.001, rel=1e-9)
+    assert chi_square_sf(0.5, 3) == pytest.approx(0.918891411654676, rel=1e-9)
+    assert not srm_test("e", {"a": 5_050, "b": 4_950}).mismatch
+    assert srm_test("e", {"a": 5_300, "b": 4_700}).mismatch
+    # 90/10 allocated and observed: no mismatch; an equal split would call it one.
+    assert not srm_test("e", {"a": 9_000, "b": 1_000}, {"a": 9_000, "b": 1_000}).mismatch
+    assert srm_test("e", {"a": 9_000, "b": 1_000}).mismatch
+
+
+def test_the_daily_job_warns_of_the_srm_experiment_and_shows_the_effect(tmp_path):
+    settings = local_settings(tmp_path / "local")
+    spec = ExportSpec(decisions_per_day=12_000, events_per_day=6_000, experiments=4)
+    write_export(settings.local_source_dir, [D1], spec)
+    result = run_day(settings, D1, DagsterInstance.ephemeral())
+    assert result.success
+    srm = next(e for e in result.get_asset_check_evaluations() if e.check_name == "sample_ratio_mismatch")
+    assert not srm.passed and srm.severity.value == "WARN"
+    assert srm.metadata["mismatched"].value == [SRM_EXPERIMENT]
+    assert f"Pricing page layout ({SRM_EXPERIMENT}" in srm.description
+    units_checks = [
+        e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] == "experiment_units"
+    ]
+    assert len(units_checks) == 2 and all(e.passed for e in units_checks)
+    analysis = ExperimentAnalysis(DuckDBWarehouse(path=str(settings.duckdb_path)))
+    purchase = {
+        r.variation_name: r.conversion_rate
+        for r in analysis.results(EFFECT_EXPERIMENT)
+        if r.event_name == "purchase"
+    }
+    assert purchase["treatment"] > purchase["control"] * 1.3
+    table = (
+        result.asset_materializations_for_node("analysis__experiment_results")[0].metadata["results"].value
+    )
+    assert "| Checkout button colour | treatment |" in table
+
+
+class _FakeRestAPI(BaseHTTPRequestHandler):
+    """Optimizely REST v2 `GET /v2/experiments/{id}`: the documented fields the catalog reads."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.headers.get("Authorization") != "Bearer good-token":
+            return self._send(401, {"code": "UNAUTHORIZED", "message": "Authentication failed"})
+        if self.path == f"/v2/experiments/{E1}":
+            return self._send(
+                200,
+                {
+                    "id": int(E1),
+                    "key": "checkout_button",
+                    "name": None,
+                    "status": "running",
+                    "variations": [
+                        {"variation_id": 11, "key": "control", "name": None, "weight": 9000},
+                        {"variation_id": 12, "key": "treatment", "name": None, "weight": 1000},
+                    ],
+                },
+            )
+        self._send(404, {"code": "NOT_FOUND", "message": "Not found"})
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_names_and_weights_come_from_the_rest_api_and_fall_back_to_ids():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeRestAPI)
+    Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v2"
+    try:
+        rows = RestExperimentCatalog(personal_access_token="good-token\n", api_url=url).lookup(
+            {E1: ["11", "12"], E2: ["21"]}
+        )
+        by = {(r.experiment_id, r.variation_id): r for r in rows}
+        assert (
+            by[(E1, "11")].experiment_name == "checkout_button" and by[(E1, "11")].variation_name == "control"
+        )
+        assert by[(E1, "12")].weight == 1000 and by[(E1, "12")].source == "api"
+        assert by[(E2, "21")].experiment_name is None and by[(E2, "21")].source == "ids"
+        with pytest.raises(CatalogError) as err:
+            RestExperimentCatalog(personal_access_token="bad-secret-token", api_url=url).lookup({E1: ["11"]})
+        assert "401" in str(err.value) and "bad-secret-token" not in str(err.value)
+    finally:
+        server.shutdown()
