@@ -31,14 +31,20 @@ def _day_files(export_dir: Path, export_type: ExportType, day: dt.date) -> list[
     return sorted(str(p) for p in export_dir.rglob(f"type={export_type.value}/date={day}/**/*.parquet"))
 
 
-def project(export_dir: Path, work: Path, days: list[dt.date]) -> None:
-    (work / "source").symlink_to(export_dir, target_is_directory=True)
+def prepare_project(work: Path) -> None:
+    """A Dagster home with its instance created: a user's machine has one before its first day."""
     home = work / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+
+
+def project(export_dir: Path, work: Path, days: list[dt.date]) -> None:
+    (work / "source").symlink_to(export_dir, target_is_directory=True)
+    home = work / "dagster_home"
     os.environ["DAGSTER_HOME"] = str(home)
     from dagster import DagsterInstance
 
+    from optimizely_assets.assets.keys import key
     from optimizely_assets.cli import console_log_level
     from optimizely_assets.definitions import DAILY_JOB, build_definitions
     from optimizely_assets.settings import Settings
@@ -46,6 +52,9 @@ def project(export_dir: Path, work: Path, days: list[dt.date]) -> None:
     # The embedded default's layout: <dir>/source (the export), <dir>/staging, <dir>/warehouse.duckdb.
     settings = Settings.from_env({"OPTIMIZELY_LOCAL_DIR": str(work), "OPTIMIZELY_START_DATE": "2020-01-01"})
     job = build_definitions(settings).resolve_job_def(DAILY_JOB)
+    # The loading assets and their checks: the work the peers do (the experiment analysis is extra).
+    stages = ("source_files", "staged_files", "raw_table", "canonical")
+    selection = [key(t, s) for t in ExportType for s in stages]
     with DagsterInstance.get() as instance:
         for day in days:
             result = job.execute_in_process(
@@ -53,6 +62,7 @@ def project(export_dir: Path, work: Path, days: list[dt.date]) -> None:
                 instance=instance,
                 raise_on_error=False,
                 run_config=console_log_level("ERROR"),
+                asset_selection=selection,
             )
             if not result.success:
                 raise SystemExit(f"project: {day} failed")
@@ -152,4 +162,11 @@ def canonical_rows(name: str, work: Path) -> dict[str, tuple[int, int]]:
 
 if __name__ == "__main__":
     name, export_dir, work_dir, *day_args = sys.argv[1:]
+    if name == "prepare-project":  # untimed: create the instance's storage
+        prepare_project(Path(work_dir))
+        os.environ["DAGSTER_HOME"] = str(Path(work_dir) / "dagster_home")
+        from dagster import DagsterInstance
+
+        DagsterInstance.get().dispose()
+        sys.exit(0)
     CONTENDERS[name](Path(export_dir), Path(work_dir), [dt.date.fromisoformat(d) for d in day_args])

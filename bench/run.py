@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         if "files" in only:
             from bench.files_per_day import bench_files_per_day, report
 
-            results["files_per_day"] = bench_files_per_day(work, rows_per_type=20_000 if args.quick else 200_000)
+            results["files_per_day"] = bench_files_per_day(
+                work, rows_per_type=20_000 if args.quick else 200_000
+            )
             report(results["files_per_day"])
         if "throughput" in only:
             from bench.throughput import bench_throughput

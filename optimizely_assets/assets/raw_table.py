@@ -2,6 +2,7 @@ from dagster import AssetExecutionContext, AssetIn, MaterializeResult, MetadataV
 
 from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
 from optimizely_assets.assets.keys import RAW_TABLE, STAGED_FILES, key
+from optimizely_assets.assets.load_history import failure_recorded, history_row
 from optimizely_assets.assets.metadata import md_table, sorted_keys, table_definition_metadata
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.loading.staging_copy import StagedDay
@@ -36,7 +37,11 @@ def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: D
                     "replaced. If Optimizely really emptied the day, re-run it with the loader's "
                     "allow_empty_day set."
                 )
-        result = warehouse.load_raw_day(export_type, day, list(staged.files), list(staged.added_fields))
+        history = history_row(
+            context, export_type, day, len(staged.files), None, sum(f.rows for f in staged.files)
+        )
+        with failure_recorded(warehouse, history):
+            result = warehouse.load_raw_day(export_type, day, list(staged.files), list(staged.added_fields))
         key_rows = (
             result.key_rows if result.key_rows is not None else warehouse.raw_day(export_type, day).key_rows
         )

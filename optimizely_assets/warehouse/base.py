@@ -27,6 +27,7 @@ from dagster import ConfigurableResource
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.e3.schemas import SCHEMAS
 from optimizely_assets.loading.staging_copy import StagedFile
+from optimizely_assets.warehouse.history import LoadHistoryRow
 
 # Canonical columns that are not source columns.
 EXPORT_DATE = "export_date"
@@ -197,7 +198,14 @@ class Warehouse(ConfigurableResource):
         """Replace the day's raw partition with exactly these files: fully or not at all."""
         raise NotImplementedError
 
-    def merge_canonical(self, export_type: ExportType, day: dt.date, horizon_days: int) -> MergeStats:
+    def merge_canonical(
+        self, export_type: ExportType, day: dt.date, horizon_days: int, history: LoadHistoryRow | None = None
+    ) -> MergeStats:
+        """Insert the day's new uuids; with ``history``, also its ``load_history`` row (see history.py)."""
+        raise NotImplementedError
+
+    def record_history(self, row: LoadHistoryRow) -> None:
+        """Append one ``load_history`` row on its own (a failed day's)."""
         raise NotImplementedError
 
     def raw_day(self, export_type: ExportType, day: dt.date) -> DaySummary:

@@ -17,6 +17,7 @@ from optimizely_assets.e3.schemas import bigquery_source_fields
 from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse import bigquery_scratch as scratch
 from optimizely_assets.warehouse import bigquery_sql as sql
+from optimizely_assets.warehouse import history as load_history
 from optimizely_assets.warehouse.base import (
     CLUSTERING,
     EVENT_DATE,
@@ -34,6 +35,7 @@ from optimizely_assets.warehouse.base import (
 )
 from optimizely_assets.warehouse.bigquery_scratch import URIS_PER_LOAD_JOB
 from optimizely_assets.warehouse.bigquery_sql import PlannedQuery
+from optimizely_assets.warehouse.history import LoadHistoryRow
 
 DEFAULT_MAXIMUM_BYTES_BILLED = 1 << 40  # 1 TiB per query job
 
@@ -213,7 +215,9 @@ class BigQueryWarehouse(Warehouse):
     def _planned(self, export_type: ExportType, day: dt.date, horizon_days: int, name: str, **kw) -> str:
         return next(p.sql for p in self.day_queries(export_type, day, horizon_days, **kw) if p.name == name)
 
-    def merge_canonical(self, export_type: ExportType, day: dt.date, horizon_days: int) -> MergeStats:
+    def merge_canonical(
+        self, export_type: ExportType, day: dt.date, horizon_days: int, history: LoadHistoryRow | None = None
+    ) -> MergeStats:
         columns, added, ddl = self.sync_canonical_columns(export_type)
         ((day_rows, unique, nulls),), stats = self.run_query(
             self._planned(export_type, day, horizon_days, "day_stats")
@@ -225,9 +229,16 @@ class BigQueryWarehouse(Warehouse):
         job.result()
         inserted = int(job.num_dml_affected_rows or 0)
         window = dedup_window(day, horizon_days)
-        return MergeStats(
+        merged = MergeStats(
             int(day_rows), int(unique), int(nulls), inserted, window, added, ddl + stats + _stats(job)
         )
+        if history is not None:  # right after the MERGE job (history.py: why not in the same job)
+            self.record_history(history.succeeded(merged))
+        return merged
+
+    def record_history(self, row: LoadHistoryRow) -> None:
+        self.run_query(load_history.create_table(self.ref(load_history.TABLE), bigquery=True))
+        self.run_query(load_history.insert(self.ref(load_history.TABLE), row, bigquery=True))
 
     def dry_run(
         self, export_type: ExportType, day: dt.date, horizon_days: int

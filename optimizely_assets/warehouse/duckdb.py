@@ -18,6 +18,7 @@ from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.e3.schemas import SCHEMAS
 from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse import duckdb_sql as sql
+from optimizely_assets.warehouse import history as load_history
 from optimizely_assets.warehouse.base import (
     EVENT_DATE,
     EXPORT_DATE,
@@ -32,6 +33,7 @@ from optimizely_assets.warehouse.base import (
     name_failed_files,
     table_names,
 )
+from optimizely_assets.warehouse.history import LoadHistoryRow
 
 # Files per read_parquet statement: one statement over 10,000 files holds every file's metadata
 # and buffers at once; batches inside one transaction keep memory flat and the day atomic.
@@ -90,7 +92,10 @@ class DuckDBWarehouse(Warehouse):
     def ensure_tables(self, export_type: ExportType) -> None:
         t = table_names(export_type)
         with self.connect() as con:
-            for stmt in sql.create_tables(export_type):
+            for stmt in [
+                *sql.create_tables(export_type),
+                load_history.create_table(load_history.TABLE, False),
+            ]:
                 con.execute(stmt)
             for table in (t.raw, t.canonical):
                 if EXPORT_DATE not in self._columns(con, table):
@@ -128,7 +133,9 @@ class DuckDBWarehouse(Warehouse):
             counts = keyed_counts(con.execute(sql.key_counts(raw, export_type.key_column, day)).fetchall())
         return LoadResult(sum(counts.values()), tuple(f.name for f in new), key_rows=counts)
 
-    def merge_canonical(self, export_type: ExportType, day: dt.date, horizon_days: int) -> MergeStats:
+    def merge_canonical(
+        self, export_type: ExportType, day: dt.date, horizon_days: int, history: LoadHistoryRow | None = None
+    ) -> MergeStats:
         t = table_names(export_type)
         window = dedup_window(day, horizon_days)
         with self.transaction() as con:
@@ -145,16 +152,24 @@ class DuckDBWarehouse(Warehouse):
                 f"SELECT count(*) FROM {t.canonical} WHERE {EXPORT_DATE} = {sql.lit(day)}"
             ).fetchone()
             (table_rows,) = con.execute(f"SELECT count(*) FROM {t.canonical}").fetchone()
-        return MergeStats(
-            int(day_rows),
-            int(unique),
-            int(nulls),
-            int(inserted),
-            window,
-            tuple(added),
-            partition_rows=int(partition_rows),
-            table_rows=int(table_rows),
-        )
+            stats = MergeStats(
+                int(day_rows),
+                int(unique),
+                int(nulls),
+                int(inserted),
+                window,
+                tuple(added),
+                partition_rows=int(partition_rows),
+                table_rows=int(table_rows),
+            )
+            if history is not None:  # committed with the MERGE, or not at all
+                con.execute(load_history.insert(load_history.TABLE, history.succeeded(stats), bigquery=False))
+        return stats
+
+    def record_history(self, row: LoadHistoryRow) -> None:
+        with self.transaction() as con:
+            con.execute(load_history.create_table(load_history.TABLE, bigquery=False))
+            con.execute(load_history.insert(load_history.TABLE, row, bigquery=False))
 
     def _key_counts(self, table: str, key: str, day: dt.date) -> DaySummary:
         with self.connect() as con:
