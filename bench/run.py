@@ -6,6 +6,7 @@
    limit), dlt (`pip install -e ".[bench]"`), and a naive pandas loader (a floor), interleaved.
    Throughput (bench/throughput.py): the ingest stages alone vs DuckDB `read_parquet`.
    Files per day (bench/files_per_day.py): ~1,000 small files per type vs ~10 larger ones.
+   Copy (bench/copy_throughput.py): the S3 -> GCS stream vs a plain byte copy, 1/4/8 workers.
 2. Peak RSS of one day made of a single ~2 GB, single-row-group file, vs pandas reading it.
 3. Canonical MERGE: a day with 1970/2099 client clocks vs the clean day, and day 365 vs day 1
    (bench/merge.py).
@@ -107,7 +108,7 @@ def bench_sensor(work: Path, years: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    choices = ["peers", "files", "throughput", "memory", "merge", "sensor"]
+    choices = ["peers", "files", "copy", "throughput", "memory", "merge", "sensor"]
     parser.add_argument("--only", choices=choices, action="append")
     args = parser.parse_args(argv)
     only = set(args.only or choices)
@@ -126,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                 work, rows_per_type=20_000 if args.quick else 200_000
             )
             report(results["files_per_day"])
+        if "copy" in only:
+            from bench.copy_throughput import bench_copy, report
+
+            results["copy"] = bench_copy(work, mb=32 if args.quick else 256)
+            report(results["copy"])
         if "throughput" in only:
             from bench.throughput import bench_throughput
 

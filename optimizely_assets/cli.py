@@ -208,6 +208,16 @@ def parser() -> argparse.ArgumentParser:
         help="print experiment results (units, conversion rate per event, revenue per unit) and SRM",
     )
     res.add_argument("--experiment", default=None, help="an experiment id; all experiments when omitted")
+    plan = sub.add_parser(
+        "plan-backfill",
+        formatter_class=fmt,
+        help="estimate a backfill from the source listing: jobs, time, egress, bytes; quota warnings",
+    )
+    plan.add_argument("--start", type=iso_day, required=True, help="first day, YYYY-MM-DD")
+    plan.add_argument("--end", type=iso_day, required=True, help="last day, YYYY-MM-DD (included)")
+    plan.add_argument("--parallel-runs", type=positive_int, default=4, help="runs at once (dagster.yaml)")
+    plan.add_argument("--copy-mb-per-s", type=float, default=80.0, help="measured copy throughput per run")
+    plan.add_argument("--run-overhead-s", type=float, default=60.0, help="per run, besides the copy")
     demo.add_argument(
         "--keep", action="store_true", help="keep the previous demo's source, warehouse and runs"
     )
@@ -233,6 +243,14 @@ def run(args: argparse.Namespace) -> int:
         from optimizely_assets.preflight import run_preflight
 
         return run_preflight(settings)
+    if args.command == "plan-backfill":
+        from optimizely_assets.planning import plan_backfill
+
+        if args.end < args.start:
+            raise CliError(f"--end {args.end} is before --start {args.start}")
+        days = date_range(args.start, (args.end - args.start).days + 1)
+        print(plan_backfill(settings, days, args.parallel_runs, args.copy_mb_per_s, args.run_overhead_s))
+        return 0
     if args.command == "results":
         from optimizely_assets.analysis.report import results_text
 

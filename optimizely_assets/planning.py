@@ -1,0 +1,170 @@
+"""`optimizely-assets plan-backfill`: what a range of days costs before it runs.
+
+From the source listing only (files and bytes per day and type; no footer is read) it estimates
+the load jobs per table, the wall time for a number of parallel runs at a measured copy
+throughput, the AWS egress and the BigQuery bytes processed, and checks BigQuery's per-table
+quotas over any 24 hours (https://cloud.google.com/bigquery/quotas). The estimates' constants are
+arguments with the measured defaults below; the exact bytes come from `preflight`'s dry runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from optimizely_assets.e3.layout import ExportType, day_prefix, is_data_file
+
+LOAD_JOBS_PER_TABLE_PER_DAY = 1_500  # failed jobs count
+URIS_PER_LOAD_JOB = 10_000
+PARTITIONS_PER_TABLE = 10_000
+QUOTA_HEADROOM = 0.8  # leave a fifth of the quota for retries and re-runs
+# An assumption, not a measurement: the stream runs at a plain byte copy's speed
+# (bench/copy_throughput.py: 0.98-1.02x with 1-8 workers), so it is your link's S3 -> GCS rate.
+DEFAULT_COPY_MB_PER_S = 80.0
+# Per run, besides the copy: load job, MERGE, checks and analysis jobs, each queued in BigQuery.
+DEFAULT_RUN_OVERHEAD_S = 60.0
+# Parquet bytes -> BigQuery logical bytes, and Parquet bytes per row (Optimizely's sample files).
+LOGICAL_PER_PARQUET_BYTE = 4.0
+PARQUET_BYTES_PER_ROW = 65.0
+UUID_BYTES = 38  # a 36-character uuid string, as BigQuery bills it (2 + length)
+
+
+@dataclass(frozen=True)
+class DayListing:
+    export_type: ExportType
+    day: dt.date
+    files: int
+    bytes: int
+
+
+def list_days(
+    source, export_types: Iterable[ExportType], days: list[dt.date], workers: int = 16
+) -> list[DayListing]:
+    """Files and bytes per (type, day): one listing each, in parallel; no object is read."""
+
+    def one(item: tuple[ExportType, dt.date]) -> DayListing:
+        export_type, day = item
+        objects = [
+            o for o in source.list_objects(day_prefix(source.root, export_type, day)) if is_data_file(o.key)
+        ]
+        return DayListing(export_type, day, len(objects), sum(o.size for o in objects))
+
+    items = [(t, d) for t in export_types for d in days]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, items))
+
+
+@dataclass(frozen=True)
+class Plan:
+    days: int
+    files: int
+    bytes: int
+    load_jobs_per_table: dict[str, int]  # table -> load jobs over the range
+    run_seconds: float  # the mean run (one day, both types)
+    wall_seconds: float
+    days_per_24h: float
+    egress_bytes: int
+    bigquery_bytes_processed: int
+    warnings: list[str]
+    max_parallel_runs_for_quota: int
+
+
+def plan(
+    listings: list[DayListing],
+    parallel_runs: int,
+    copy_mb_per_s: float = DEFAULT_COPY_MB_PER_S,
+    run_overhead_s: float = DEFAULT_RUN_OVERHEAD_S,
+    horizon_days: int = 30,
+) -> Plan:
+    if parallel_runs < 1:
+        raise ValueError(f"parallel runs must be at least 1, got {parallel_runs}")
+    days = sorted({x.day for x in listings})
+    per_day_bytes = {d: sum(x.bytes for x in listings if x.day == d) for d in days}
+    jobs: dict[str, int] = {}
+    processed = 0.0
+    for x in listings:
+        raw = f"{x.export_type.value}_raw"
+        # One load job into raw$YYYYMMDD; over 10,000 files, chunks into a per-day scratch table
+        # (its own table, its own quota) and one query job into raw: raw still sees one write.
+        jobs[raw] = jobs.get(raw, 0) + (1 if x.files else 0)
+        rows = x.bytes / PARQUET_BYTES_PER_ROW
+        # MERGE reads the raw day and the uuids of the canonical window; checks read keys and uuids.
+        processed += x.bytes * LOGICAL_PER_PARQUET_BYTE + (2 * horizon_days + 1) * rows * UUID_BYTES * 2
+    run_seconds = (
+        sum(per_day_bytes.values()) / len(days) / (copy_mb_per_s * 1e6) + run_overhead_s if days else 0.0
+    )
+    waves = math.ceil(len(days) / parallel_runs) if days else 0
+    wall = waves * run_seconds
+    days_per_24h = parallel_runs * 86_400 / run_seconds if run_seconds else 0.0
+    allowed = LOAD_JOBS_PER_TABLE_PER_DAY * QUOTA_HEADROOM
+    busiest = max(jobs.values(), default=0) / max(len(days), 1)  # load jobs per table per export day
+    loads_in_24h = min(days_per_24h, len(days)) * busiest
+    max_runs = (
+        max(1, math.floor(allowed / max(busiest, 1e-9) * run_seconds / 86_400))
+        if run_seconds
+        else parallel_runs
+    )
+    warnings = []
+    if loads_in_24h > allowed:
+        warnings.append(
+            f"{parallel_runs} parallel runs load {loads_in_24h:,.0f} days into each raw table in 24 h: past "
+            f"{allowed:,.0f} ({QUOTA_HEADROOM:.0%} of BigQuery's {LOAD_JOBS_PER_TABLE_PER_DAY:,} load jobs per table "
+            f"per day, failed jobs included). Pace it: at most {max_runs} parallel runs "
+            f"(dagster.yaml concurrency.runs.max_concurrent_runs: {max_runs})."
+        )
+    if len(days) > PARTITIONS_PER_TABLE:
+        warnings.append(f"{len(days):,} days: past BigQuery's {PARTITIONS_PER_TABLE:,} partitions per table")
+    return Plan(
+        days=len(days),
+        files=sum(x.files for x in listings),
+        bytes=sum(x.bytes for x in listings),
+        load_jobs_per_table=jobs,
+        run_seconds=run_seconds,
+        wall_seconds=wall,
+        days_per_24h=days_per_24h,
+        egress_bytes=sum(x.bytes for x in listings),
+        bigquery_bytes_processed=int(processed),
+        warnings=warnings,
+        max_parallel_runs_for_quota=max_runs,
+    )
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:,.2f} {unit}"
+    return f"{n / 1e3:,.1f} kB"
+
+
+def _duration(seconds: float) -> str:
+    h = seconds / 3600
+    return f"{seconds / 60:.0f} min" if h < 1 else f"{h:.1f} h" if h < 48 else f"{h / 24:.1f} days"
+
+
+def render(p: Plan, parallel_runs: int, copy_mb_per_s: float) -> str:
+    lines = [
+        f"days: {p.days:,}   files: {p.files:,}   bytes: {_size(p.bytes)}",
+        "load jobs per table over the range: "
+        + ", ".join(f"{t} {n:,}" for t, n in sorted(p.load_jobs_per_table.items())),
+        f"one run (one day, both types): {_duration(p.run_seconds)} at {copy_mb_per_s:g} MB/s copy per run"
+        " (--copy-mb-per-s: your link's S3 -> GCS rate; the stream runs at a plain copy's speed)",
+        f"wall time with {parallel_runs} parallel runs: {_duration(p.wall_seconds)}"
+        f" ({p.days_per_24h:,.0f} days per 24 h)",
+        f"AWS egress (S3 -> GCS): {_size(p.egress_bytes)}",
+        f"BigQuery bytes processed (estimate; `preflight` dry-runs a day exactly): "
+        f"{_size(p.bigquery_bytes_processed)}",
+    ]
+    lines += [f"WARNING: {w}" for w in p.warnings] or ["quotas: within BigQuery's per-table limits"]
+    return "\n".join(lines)
+
+
+def plan_backfill(
+    settings, days: list[dt.date], parallel_runs: int, copy_mb_per_s: float, overhead_s: float
+) -> str:
+    from optimizely_assets.definitions import build_resources
+
+    listings = list_days(build_resources(settings)["source"], ExportType, days)
+    return render(plan(listings, parallel_runs, copy_mb_per_s, overhead_s), parallel_runs, copy_mb_per_s)
