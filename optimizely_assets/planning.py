@@ -57,6 +57,10 @@ def list_days(
         return list(pool.map(one, items))
 
 
+def _ranges(days: list[dt.date], size: int) -> list[tuple[dt.date, dt.date]]:
+    return [(days[i], days[min(i + size, len(days)) - 1]) for i in range(0, len(days), max(size, 1))]
+
+
 @dataclass(frozen=True)
 class Plan:
     days: int
@@ -69,7 +73,7 @@ class Plan:
     egress_bytes: int
     bigquery_bytes_processed: int
     warnings: list[str]
-    max_parallel_runs_for_quota: int
+    max_parallel_runs_for_quota: int  # 0: even one run at a time loads too many days in 24 h
 
 
 def plan(
@@ -102,18 +106,20 @@ def plan(
     allowed = LOAD_JOBS_PER_TABLE_PER_DAY * QUOTA_HEADROOM
     busiest = max(jobs.values(), default=0) / max(len(days), 1)  # load jobs per table per export day
     loads_in_24h = min(days_per_24h, len(days)) * busiest
-    max_runs = (
-        max(1, math.floor(allowed / max(busiest, 1e-9) * run_seconds / 86_400))
-        if run_seconds
-        else parallel_runs
-    )
+    days_allowed = int(allowed / max(busiest, 1e-9))  # export days per 24 h within the quota
+    max_runs = math.floor(days_allowed * run_seconds / 86_400) if run_seconds else parallel_runs
     warnings = []
     if loads_in_24h > allowed:
+        pace = (
+            f"at most {max_runs} parallel runs (dagster.yaml concurrency.runs.max_concurrent_runs: {max_runs})"
+            if max_runs >= 1
+            else f"even one run at a time is too fast: launch ranges of at most {days_allowed:,} days, "
+            f"24 h apart ({', '.join(f'{a}..{b}' for a, b in _ranges(days, days_allowed)[:4])}, ...)"
+        )
         warnings.append(
             f"{parallel_runs} parallel runs load {loads_in_24h:,.0f} days into each raw table in 24 h: past "
-            f"{allowed:,.0f} ({QUOTA_HEADROOM:.0%} of BigQuery's {LOAD_JOBS_PER_TABLE_PER_DAY:,} load jobs per table "
-            f"per day, failed jobs included). Pace it: at most {max_runs} parallel runs "
-            f"(dagster.yaml concurrency.runs.max_concurrent_runs: {max_runs})."
+            f"{allowed:,.0f} ({QUOTA_HEADROOM:.0%} of BigQuery's {LOAD_JOBS_PER_TABLE_PER_DAY:,} load jobs per "
+            f"table per day, failed jobs included). Pace it: {pace}."
         )
     if len(days) > PARTITIONS_PER_TABLE:
         warnings.append(f"{len(days):,} days: past BigQuery's {PARTITIONS_PER_TABLE:,} partitions per table")
