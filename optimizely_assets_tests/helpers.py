@@ -14,7 +14,9 @@ QUIET = console_log_level("ERROR")
 
 
 def local_settings(local_dir: Path, **env: str) -> Settings:
-    return Settings.from_env({"OPTIMIZELY_LOCAL_DIR": str(local_dir), "OPTIMIZELY_START_DATE": "2024-01-01", **env})
+    return Settings.from_env(
+        {"OPTIMIZELY_LOCAL_DIR": str(local_dir), "OPTIMIZELY_START_DATE": "2024-01-01", **env}
+    )
 
 
 def run_day(

@@ -13,7 +13,7 @@ from dagster import DagsterInstance
 from optimizely_assets.analysis.srm import chi_square_sf, srm_test
 from optimizely_assets.demo.synthetic import EFFECT_EXPERIMENT, SRM_EXPERIMENT, ExportSpec, write_export
 from optimizely_assets.e3.layout import ExportType
-from optimizely_assets.resources.experiment_catalog import CatalogError, RestExperimentCatalog
+from optimizely_assets.resources.experiment_catalog import RestExperimentCatalog
 from optimizely_assets.warehouse.analysis import ExperimentAnalysis
 from optimizely_assets.warehouse.analysis_sql import Window
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
@@ -251,17 +251,21 @@ def test_names_and_weights_come_from_the_rest_api_and_fall_back_to_ids():
     Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/v2"
     try:
-        rows = RestExperimentCatalog(personal_access_token="good-token\n", api_url=url).lookup(
+        rows, errors = RestExperimentCatalog(personal_access_token="good-token\n", api_url=url).lookup(
             {E1: ["11", "12"], E2: ["21"]}
         )
+        assert errors == []  # a 404 is an id without a name, not an error
         by = {(r.experiment_id, r.variation_id): r for r in rows}
         assert (
             by[(E1, "11")].experiment_name == "checkout_button" and by[(E1, "11")].variation_name == "control"
         )
         assert by[(E1, "12")].weight == 1000 and by[(E1, "12")].source == "api"
         assert by[(E2, "21")].experiment_name is None and by[(E2, "21")].source == "ids"
-        with pytest.raises(CatalogError) as err:
-            RestExperimentCatalog(personal_access_token="bad-secret-token", api_url=url).lookup({E1: ["11"]})
-        assert "401" in str(err.value) and "bad-secret-token" not in str(err.value)
+        # A rejected token falls back to ids and says why, without the token.
+        rows, errors = RestExperimentCatalog(personal_access_token="bad-secret-token", api_url=url).lookup(
+            {E1: ["11"]}
+        )
+        assert [(r.experiment_id, r.source) for r in rows] == [(E1, "ids")]
+        assert "401" in errors[0] and "bad-secret-token" not in errors[0]
     finally:
         server.shutdown()

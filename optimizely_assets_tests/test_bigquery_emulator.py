@@ -102,13 +102,17 @@ def _as_bigquery_loads_it(table: pa.Table) -> pa.Table:
     return table.set_column(table.column_names.index("tags"), "tags", as_list)
 
 
-def seed_raw(warehouse: BigQueryWarehouse, gcs_root: Path, export_type: ExportType, day: dt.date, table: pa.Table):
+def seed_raw(
+    warehouse: BigQueryWarehouse, gcs_root: Path, export_type: ExportType, day: dt.date, table: pa.Table
+):
     """Put one day's rows into raw through the emulator's own load + INSERT (see module docstring)."""
     warehouse.ensure_tables(export_type)
     raw = warehouse.table_id(f"{export_type.value}_raw")
     stage = warehouse.table_id(f"seed_{export_type.value}")
     schema = [bigquery.SchemaField.from_api_repr(f) for f in bigquery_source_fields(export_type)]
-    extra = [bigquery.SchemaField(n, "STRING") for n in table.column_names if n not in {f.name for f in schema}]
+    extra = [
+        bigquery.SchemaField(n, "STRING") for n in table.column_names if n not in {f.name for f in schema}
+    ]
     flat = gcs_root / "seed" / f"{warehouse.dataset}-{export_type.value}-{day}.parquet"
     flat.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(_as_bigquery_loads_it(table), flat)
@@ -158,7 +162,10 @@ def test_merge_dedups_across_days_bounded_by_export_days_and_is_idempotent(wareh
     for d in DAYS:
         assert warehouse.duplicate_uuids(ExportType.DECISIONS, d, 30) == []
         assert warehouse.missing_from_canonical(ExportType.DECISIONS, d, 30) == {}
-        assert warehouse.canonical_day(ExportType.DECISIONS, d).rows == [s.inserted for s in first][DAYS.index(d)]
+        assert (
+            warehouse.canonical_day(ExportType.DECISIONS, d).rows
+            == [s.inserted for s in first][DAYS.index(d)]
+        )
 
 
 def test_resends_with_other_or_null_timestamps_far_clocks_and_ties_give_the_same_canonical_as_duckdb(
@@ -173,7 +180,9 @@ def test_resends_with_other_or_null_timestamps_far_clocks_and_ties_give_the_same
         seed_raw(warehouse, gcs_root, ExportType.EVENTS, day, table)
         path = tmp_path / f"{day}.parquet"
         pq.write_table(table, path)
-        duck.load_raw_day(ExportType.EVENTS, day, [StagedFile(str(path), f"s3://src/{day}", table.num_rows)], [])
+        duck.load_raw_day(
+            ExportType.EVENTS, day, [StagedFile(str(path), f"s3://src/{day}", table.num_rows)], []
+        )
     bq_stats = [warehouse.merge_canonical(ExportType.EVENTS, d, 30) for d in days]
     duck_stats = [duck.merge_canonical(ExportType.EVENTS, d, 30) for d in days]
     assert [s.inserted for s in bq_stats] == [s.inserted for s in duck_stats] == tie_data.EXPECTED_INSERTED
@@ -195,7 +204,9 @@ def test_a_column_optimizely_adds_reaches_canonical_and_is_reported(warehouse, e
     seed_raw(warehouse, gcs_root, ExportType.EVENTS, day, table)
     stats = warehouse.merge_canonical(ExportType.EVENTS, day, 30)
     assert stats.added_columns == ("client_platform",)
-    rows, _ = warehouse.run_query(f"SELECT COUNTIF(client_platform = 'ios') FROM `{warehouse.table_id('events')}`")
+    rows, _ = warehouse.run_query(
+        f"SELECT COUNTIF(client_platform = 'ios') FROM `{warehouse.table_id('events')}`"
+    )
     assert rows == [(20,)]
     # (Whether a second MERGE reports it again depends on get_table seeing the ALTER, which the
     # emulator's metadata does not; BigQuery's does.)

@@ -69,7 +69,9 @@ def violations(sql: str, dml: bool) -> list[str]:
     for m in re.finditer(r"(?i)\b(_PARTITIONDATE|_PARTITIONTIME|export_date)\s*(=|BETWEEN)\s*", sql):
         rest = sql[m.end() :]
         if not re.match(DATE_LITERAL, rest):
-            found.append(f"{m.group(0).strip()} compared with a non-literal ({rest[:20]!r}): no documented pruning")
+            found.append(
+                f"{m.group(0).strip()} compared with a non-literal ({rest[:20]!r}): no documented pruning"
+            )
     return found
 
 
@@ -81,7 +83,12 @@ def planned(export_type: ExportType) -> list:
 @pytest.mark.parametrize("export_type", list(ExportType))
 def test_every_generated_query_follows_bigquerys_rules(export_type):
     queries = planned(export_type)
-    assert {q.name for q in queries} >= {"merge_canonical", "day_stats", "duplicate_uuids", "missing_from_canonical"}
+    assert {q.name for q in queries} >= {
+        "merge_canonical",
+        "day_stats",
+        "duplicate_uuids",
+        "missing_from_canonical",
+    }
     for q in queries:
         assert violations(q.sql, q.dml) == [], (q.name, q.sql)
 
@@ -107,7 +114,9 @@ def test_every_query_job_carries_a_cost_guard():
     warehouse = BigQueryWarehouse(project="p", maximum_bytes_billed=5 * 10**9)
     assert warehouse.query_config().maximum_bytes_billed == 5 * 10**9
     assert BigQueryWarehouse(project="p").query_config().maximum_bytes_billed == 1 << 40
-    assert BigQueryWarehouse(project="p", maximum_bytes_billed=None).query_config().maximum_bytes_billed is None
+    assert (
+        BigQueryWarehouse(project="p", maximum_bytes_billed=None).query_config().maximum_bytes_billed is None
+    )
 
 
 # The MERGE script this project sent before: BigQuery rejects it, the emulator ran it.

@@ -45,7 +45,9 @@ def test_checks_cli_passes_on_a_good_load_and_names_day_and_experiment_when_rows
         (victim,) = con.execute(
             "SELECT experiment_id FROM decisions_raw WHERE export_date = ? ORDER BY 1 LIMIT 1", [DAYS[1]]
         ).fetchone()
-        con.execute("DELETE FROM decisions_raw WHERE export_date = ? AND experiment_id = ?", [DAYS[1], victim])
+        con.execute(
+            "DELETE FROM decisions_raw WHERE export_date = ? AND experiment_id = ?", [DAYS[1], victim]
+        )
         con.execute("DELETE FROM events WHERE export_date = ? AND event_name = 'purchase'", [DAYS[1]])
 
     rows = cli.run_checks(settings, DAYS)

@@ -42,7 +42,9 @@ def test_a_second_demo_replaces_its_data_but_keeps_the_dagster_home(local, capsy
 
 def test_generate_keeps_days_already_there_and_their_success_markers(local, capsys):
     assert cli.main(["generate", *SMALL_ARGS]) == 0
-    marker = local / "source" / success_key(account_prefix(ExportSpec.account_id), ExportType.EVENTS, "2024-01-01")
+    marker = (
+        local / "source" / success_key(account_prefix(ExportSpec.account_id), ExportType.EVENTS, "2024-01-01")
+    )
     before = marker.stat().st_mtime_ns
     assert cli.main(["generate", "--start", "2024-01-01", "--days", "2"]) == 0
     assert marker.stat().st_mtime_ns == before
@@ -114,4 +116,6 @@ def test_generate_completes_a_half_written_day_without_doubling_the_complete_typ
     assert cli.main(["generate", "--start", "2024-01-01", "--days", "2"]) == 0
     assert sorted(p.name for p in source.rglob("type=events/date=2024-01-02/**/*.parquet")) == day2_events
     for day in ("2024-01-01", "2024-01-02"):
-        assert (source / success_key(account_prefix(ExportSpec.account_id), ExportType.DECISIONS, day)).exists()
+        assert (
+            source / success_key(account_prefix(ExportSpec.account_id), ExportType.DECISIONS, day)
+        ).exists()

@@ -86,5 +86,5 @@ def test_killed_at_random_moments_then_rerun_converges(tmp_path):
         assert result.success and all(checks_of(result).values())
     assert table_counts(settings) == expected_counts(written)
     for t in ExportType:
-        n = query(settings, f'SELECT count(*) FROM {t.value}_raw WHERE export_date = ?', [DAYS[1]])[0][0]
+        n = query(settings, f"SELECT count(*) FROM {t.value}_raw WHERE export_date = ?", [DAYS[1]])[0][0]
         assert n == rows_of(written, t, DAYS[1]).rows

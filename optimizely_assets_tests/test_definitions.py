@@ -25,8 +25,22 @@ def specs(env: dict) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, {"source_files": {"filesystem", "parquet"}, "staged_files": {"filesystem", "parquet"}, "raw_table": {"duckdb", "table"}}),
-        (CLOUD, {"source_files": {"s3", "parquet"}, "staged_files": {"gcs", "parquet"}, "raw_table": {"bigquery", "table"}}),
+        (
+            {},
+            {
+                "source_files": {"filesystem", "parquet"},
+                "staged_files": {"filesystem", "parquet"},
+                "raw_table": {"duckdb", "table"},
+            },
+        ),
+        (
+            CLOUD,
+            {
+                "source_files": {"s3", "parquet"},
+                "staged_files": {"gcs", "parquet"},
+                "raw_table": {"bigquery", "table"},
+            },
+        ),
     ],
 )
 def test_kinds_follow_the_backend_in_use(env, expected):
@@ -58,8 +72,10 @@ def test_materializations_carry_dagsters_standard_keys(tmp_path):
     settings = local_settings(tmp_path / "local")
     write_export(settings.local_source_dir, [START], SMALL)
     result = run_day(settings, START, DagsterInstance.ephemeral())
-    meta = {n: result.asset_materializations_for_node(f"events__{n}")[0].metadata
-            for n in ("source_files", "staged_files", "raw_table", "canonical")}
+    meta = {
+        n: result.asset_materializations_for_node(f"events__{n}")[0].metadata
+        for n in ("source_files", "staged_files", "raw_table", "canonical")
+    }
     assert str(meta["source_files"]["dagster/uri"].value).rstrip("/").endswith("type=events/date=2024-01-01")
     assert "staging" in str(meta["staged_files"]["dagster/uri"].value)
     assert meta["raw_table"]["dagster/table_name"].value == "warehouse.main.events_raw"

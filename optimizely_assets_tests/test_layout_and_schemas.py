@@ -99,9 +99,16 @@ def test_staged_names_are_safe_and_stay_in_the_day_whatever_the_key(tail):
 def test_keys_outside_the_day_cannot_be_staged_and_are_named():
     root = "v1/account_id=123"
     with pytest.raises(UnmappableKeyError, match="date=2024-01-03/event=a/p.parquet"):
-        staged_name(root, ExportType.EVENTS, "2024-01-02", f"{root}/type=events/date=2024-01-03/event=a/p.parquet")
+        staged_name(
+            root, ExportType.EVENTS, "2024-01-02", f"{root}/type=events/date=2024-01-03/event=a/p.parquet"
+        )
     with pytest.raises(UnmappableKeyError, match="root"):
-        staged_name("v1/account_id=1*", ExportType.EVENTS, "2024-01-02", "v1/account_id=1*/type=events/date=2024-01-02/x")
+        staged_name(
+            "v1/account_id=1*",
+            ExportType.EVENTS,
+            "2024-01-02",
+            "v1/account_id=1*/type=events/date=2024-01-02/x",
+        )
 
 
 def test_keys_and_paths():

@@ -35,8 +35,11 @@ def step_intervals(
 ) -> list[tuple[float, float, str]]:
     def times(event_type):
         records = instance.get_event_records(EventRecordsFilter(event_type=event_type))
-        return {(r.event_log_entry.run_id): r.event_log_entry.timestamp for r in records
-                if r.event_log_entry.step_key == step_key}
+        return {
+            (r.event_log_entry.run_id): r.event_log_entry.timestamp
+            for r in records
+            if r.event_log_entry.step_key == step_key
+        }
 
     starts, ends = times(DagsterEventType.STEP_START), times(end)
     return sorted((starts[run], ends[run], run) for run in starts)
@@ -48,7 +51,13 @@ def test_four_concurrent_runs_never_overlap_two_merges_into_one_table(tmp_path, 
     written = write_export(settings.local_source_dir, DAYS, SMALL)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "optimizely_assets_tests.run_one_day", str(tmp_path / "local"), d.isoformat()],
+            [
+                sys.executable,
+                "-m",
+                "optimizely_assets_tests.run_one_day",
+                str(tmp_path / "local"),
+                d.isoformat(),
+            ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -61,7 +70,9 @@ def test_four_concurrent_runs_never_overlap_two_merges_into_one_table(tmp_path, 
     # (logged once its MERGE committed). Not to STEP_SUCCESS: Dagster frees the slot while handling
     # that event, so the next run's STEP_START can be logged a few ms before it, with no overlap.
     for export_type in ExportType:
-        intervals = step_intervals(instance, f"{export_type.value}__canonical", DagsterEventType.ASSET_MATERIALIZATION)
+        intervals = step_intervals(
+            instance, f"{export_type.value}__canonical", DagsterEventType.ASSET_MATERIALIZATION
+        )
         assert len(intervals) == 4
         for (_, end, run), (start, _, nxt) in zip(intervals, intervals[1:], strict=False):
             assert end <= start, (
@@ -69,7 +80,9 @@ def test_four_concurrent_runs_never_overlap_two_merges_into_one_table(tmp_path, 
             )
     # ...and the runs did overlap elsewhere: four processes ran at once, not one after another.
     source = step_intervals(instance, "decisions__source_files")
-    assert max(s for s, _, _ in source) < max(e for _, e, _ in step_intervals(instance, "decisions__canonical"))
+    assert max(s for s, _, _ in source) < max(
+        e for _, e, _ in step_intervals(instance, "decisions__canonical")
+    )
     counts = table_counts(settings)
     for export_type in ExportType:
         unique = set().union(*(w.unique_uuids for w in written if w.export_type is export_type))
@@ -91,15 +104,30 @@ BIGQUERY_ENV = {
 }
 
 
-def test_a_launched_bigquery_run_refuses_to_start_on_an_instance_that_allows_two_merges(tmp_path, monkeypatch):
+def test_a_launched_bigquery_run_refuses_to_start_on_an_instance_that_allows_two_merges(
+    tmp_path, monkeypatch
+):
     """`dagster asset materialize` runs the job's own executor: refused before any step starts."""
     instance = project_instance(tmp_path / "dagster_home", monkeypatch)
     instance.event_log_storage.set_concurrency_slots(canonical_pool(ExportType.EVENTS), 4)
     env = {**os.environ, **BIGQUERY_ENV, "OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local")}
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "optimizely_assets.definitions",
-         "--select", "events/canonical", "--partition", START.isoformat()],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "optimizely_assets.definitions",
+            "--select",
+            "events/canonical",
+            "--partition",
+            START.isoformat(),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode != 0
     assert "refusing to start" in proc.stdout + proc.stderr
@@ -130,11 +158,25 @@ def test_a_killed_runs_pool_slot_is_freed_and_the_next_run_of_that_pool_runs(tmp
     instance = project_instance(tmp_path / "dagster_home", monkeypatch)
     settings = local_settings(tmp_path / "local")
     write_export(settings.local_source_dir, DAYS[:2], SMALL)
-    env = {**os.environ, "OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local"), "OPTIMIZELY_START_DATE": START.isoformat()}
+    env = {
+        **os.environ,
+        "OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local"),
+        "OPTIMIZELY_START_DATE": START.isoformat(),
+    }
     killed = subprocess.run(
-        [sys.executable, "-m", "optimizely_assets_tests.crash_run", str(tmp_path / "local"), DAYS[0].isoformat(),
-         "merge", "persistent"],
-        cwd=REPO, env=env, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "optimizely_assets_tests.crash_run",
+            str(tmp_path / "local"),
+            DAYS[0].isoformat(),
+            "merge",
+            "persistent",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=300,
     )
     assert killed.returncode == -9
     pool = canonical_pool(ExportType.DECISIONS)
@@ -142,10 +184,25 @@ def test_a_killed_runs_pool_slot_is_freed_and_the_next_run_of_that_pool_runs(tmp
 
     selection = ",".join(f"decisions/{s}" for s in ("source_files", "staged_files", "raw_table", "canonical"))
     nxt = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "optimizely_assets.definitions",
-         "--select", selection, "--partition", DAYS[1].isoformat()],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "optimizely_assets.definitions",
+            "--select",
+            selection,
+            "--partition",
+            DAYS[1].isoformat(),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert nxt.returncode == 0, nxt.stderr[-2000:]
     assert instance.get_run_by_id(dead_run).status == DagsterRunStatus.FAILURE
-    assert dead_run not in {c.run_id for c in instance.event_log_storage.get_concurrency_info(pool).claimed_slots}
+    assert dead_run not in {
+        c.run_id for c in instance.event_log_storage.get_concurrency_info(pool).claimed_slots
+    }

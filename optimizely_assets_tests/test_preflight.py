@@ -59,8 +59,14 @@ def test_preflight_on_the_emulators_checks_every_step_the_emulators_can_run(
     monkeypatch.setenv("OPTIMIZELY_PAT", optimizely_api.token)
     code = run_preflight(cloud_settings(tmp_path, optimizely_api, moto_endpoint, bq_url, bucket))
     got = lines(capsys)
-    for name in ("optimizely credentials API", "latest exported day", "staging write/read/delete",
-                 "warehouse dataset and tables", "dry run decisions 2024-01-02", "dry run events 2024-01-02"):
+    for name in (
+        "optimizely credentials API",
+        "latest exported day",
+        "staging write/read/delete",
+        "warehouse dataset and tables",
+        "dry run decisions 2024-01-02",
+        "dry run events 2024-01-02",
+    ):
         assert got[name].startswith("ok"), got[name]
     assert "account 5935064" in got["optimizely credentials API"]
     assert "decisions: 2024-01-02 (2 days listed)" in got["latest exported day"]

@@ -33,7 +33,10 @@ def _source_timestamps(root: Path) -> set[tuple[str, int, int]]:
         if "type=decisions" not in str(path):
             continue
         t = pq.read_table(path, columns=["uuid", "timestamp", "process_timestamp"])
-        ms = [pc.cast(pc.cast(t[c], pa.timestamp("ms")), pa.int64()).to_pylist() for c in ("timestamp", "process_timestamp")]
+        ms = [
+            pc.cast(pc.cast(t[c], pa.timestamp("ms")), pa.int64()).to_pylist()
+            for c in ("timestamp", "process_timestamp")
+        ]
         out.update(zip(t["uuid"].to_pylist(), *ms, strict=True))
     return out
 
@@ -49,13 +52,21 @@ def test_spark_timestamps_load_as_utc_under_a_non_utc_time_zone(tmp_path, flavor
     env = {**os.environ, "TZ": "America/Los_Angeles", "DAGSTER_HOME": str(home)}
     proc = subprocess.run(
         [sys.executable, "-m", "optimizely_assets_tests.run_one_day", str(local), START.isoformat()],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    loaded = set(query(settings, 'SELECT uuid, epoch_ms("timestamp"), epoch_ms(process_timestamp) FROM decisions_raw'))
+    loaded = set(
+        query(settings, 'SELECT uuid, epoch_ms("timestamp"), epoch_ms(process_timestamp) FROM decisions_raw')
+    )
     assert loaded == _source_timestamps(settings.local_source_dir)
     # every row was received on the export day, in UTC: none moved to the next day
-    (outside,) = query(settings, "SELECT count(*) FROM decisions_raw WHERE CAST(process_timestamp AS DATE) <> ?", [START])[0]
+    (outside,) = query(
+        settings, "SELECT count(*) FROM decisions_raw WHERE CAST(process_timestamp AS DATE) <> ?", [START]
+    )[0]
     assert outside == 0
 
 
@@ -63,9 +74,14 @@ def test_a_column_value_never_comes_from_the_path(tmp_path):
     settings = local_settings(tmp_path / "local")
     write_export(settings.local_source_dir, [START], SMALL)
     # A real sample file's own account, staged under this account's folder.
-    table = partition_table(ExportType.DECISIONS, "18786493712", 50, START, replace(SMALL, account_id="596780373"))
+    table = partition_table(
+        ExportType.DECISIONS, "18786493712", 50, START, replace(SMALL, account_id="596780373")
+    )
     prefix = day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START)
-    write_parquet(table, settings.local_source_dir / prefix / "experiment=18786493712" / "part-00001-x.c000.snappy.parquet")
+    write_parquet(
+        table,
+        settings.local_source_dir / prefix / "experiment=18786493712" / "part-00001-x.c000.snappy.parquet",
+    )
     result = run_day(settings, START, DagsterInstance.ephemeral())
     assert result.success and all(checks_of(result).values())
     accounts = dict(query(settings, "SELECT account_id, count(*) FROM decisions_raw GROUP BY 1"))
@@ -102,14 +118,22 @@ def test_a_file_rewritten_under_an_unchanged_success_marker_fails_freshness(load
     settings, written, _ = loaded
     w = rows_of(written, ExportType.DECISIONS, START)
     victim = sorted(w.files)[0]
-    marker = settings.local_source_dir / day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START) / "_SUCCESS"
+    marker = (
+        settings.local_source_dir
+        / day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START)
+        / "_SUCCESS"
+    )
     before = marker.stat().st_mtime_ns
     path = settings.local_source_dir / victim
     write_parquet(pq.read_table(path).slice(0, 10), path)
     assert marker.stat().st_mtime_ns == before
     rows = {r["check"]: r for r in cli.run_checks(settings, [START])}
     fresh = rows["decisions/raw_table:fresh_after_success"]
-    assert not fresh["passed"] and "rewritten" in fresh["description"] and "re-run the day" in fresh["description"]
+    assert (
+        not fresh["passed"]
+        and "rewritten" in fresh["description"]
+        and "re-run the day" in fresh["description"]
+    )
 
 
 def test_an_empty_day_does_not_erase_a_loaded_day_unless_allowed(loaded):
@@ -137,7 +161,12 @@ def test_corrupt_pages_behind_a_valid_footer_fail_the_load_naming_the_source_key
     footer_start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
     data[4:footer_start] = os.urandom(footer_start - 4)  # pages garbage, footer intact
     path.write_bytes(bytes(data))
-    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"loader": LoaderConfig(require_success=False)})
+    result = run_day(
+        settings,
+        START,
+        DagsterInstance.ephemeral(),
+        resources={"loader": LoaderConfig(require_success=False)},
+    )
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "decisions__raw_table"
     assert str(path) in failure.step_failure_data.error.to_string()
@@ -152,12 +181,17 @@ def test_ten_thousand_small_files_load_in_one_day_within_the_memory_limit(tmp_pa
     files = 10_001
     for i in range(files):
         t = table.set_column(0, "uuid", pa.array([f"{i}-{j}" for j in range(3)]))
-        write_parquet(t, day_dir / f"experiment={18786493712 + i % 50}" / f"part-{i:05d}-x.c000.snappy.parquet")
+        write_parquet(
+            t, day_dir / f"experiment={18786493712 + i % 50}" / f"part-{i:05d}-x.c000.snappy.parquet"
+        )
     (day_dir / "_SUCCESS").write_bytes(b"")
     result = run_day(settings, START, DagsterInstance.ephemeral())
     decisions = {k: v for k, v in checks_of(result).items() if k.startswith("decisions/")}
     assert decisions and all(decisions.values()), decisions
-    assert query(settings, "SELECT count(*), count(DISTINCT uuid) FROM decisions")[0] == (3 * files, 3 * files)
+    assert query(settings, "SELECT count(*), count(DISTINCT uuid) FROM decisions")[0] == (
+        3 * files,
+        3 * files,
+    )
 
 
 def test_folders_with_glob_characters_load_exactly_their_footer_rows(tmp_path):
@@ -168,7 +202,12 @@ def test_folders_with_glob_characters_load_exactly_their_footer_rows(tmp_path):
     for i, folder in enumerate(["event=a*", "event=a?", "event=[ab]", "event={a,b}", "event=a"]):
         table = partition_table(ExportType.EVENTS, folder[6:], 100 + i, START, seed=i)
         write_parquet(table, root / prefix / folder / "part-00000-x.c000.snappy.parquet")
-    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"loader": LoaderConfig(require_success=False)})
+    result = run_day(
+        settings,
+        START,
+        DagsterInstance.ephemeral(),
+        resources={"loader": LoaderConfig(require_success=False)},
+    )
     events = {k: v for k, v in checks_of(result).items() if k.startswith("events/")}
     assert events and all(events.values()), events
     meta = result.asset_materializations_for_node("events__source_files")[0].metadata
@@ -183,7 +222,12 @@ def test_a_column_optimizely_adds_reaches_raw_and_canonical_on_duckdb(tmp_path):
     table = table.append_column("client_platform", pa.array(["ios"] * 30))
     prefix = day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START)
     write_parquet(table, root / prefix / "experiment=18786493712" / "part-00009-x.c000.snappy.parquet")
-    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"loader": LoaderConfig(require_success=False)})
+    result = run_day(
+        settings,
+        START,
+        DagsterInstance.ephemeral(),
+        resources={"loader": LoaderConfig(require_success=False)},
+    )
     assert result.success
     assert query(settings, "SELECT count(*) FROM decisions_raw WHERE client_platform = 'ios'")[0][0] == 30
     assert query(settings, "SELECT count(*) FROM decisions WHERE client_platform = 'ios'")[0][0] == 30
@@ -198,7 +242,11 @@ def test_a_day_rewritten_while_it_loads_fails_the_run_not_only_a_check(tmp_path)
 
     settings = local_settings(tmp_path / "local")
     write_export(settings.local_source_dir, [START], SMALL, types=[ExportType.DECISIONS])
-    marker = settings.local_source_dir / day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START) / "_SUCCESS"
+    marker = (
+        settings.local_source_dir
+        / day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START)
+        / "_SUCCESS"
+    )
 
     class RewrittenMidCopy(LocalStaging):
         def put(self, key, stream, size, source_etag, source_key):
@@ -206,8 +254,12 @@ def test_a_day_rewritten_while_it_loads_fails_the_run_not_only_a_check(tmp_path)
             return super().put(key, stream, size, source_etag, source_key)
 
     staging = RewrittenMidCopy(root_dir=str(settings.local_staging_dir))
-    result = run_day(settings, START, DagsterInstance.ephemeral(),
-                     resources={"staging": staging, "loader": LoaderConfig(require_success=False)})
+    result = run_day(
+        settings,
+        START,
+        DagsterInstance.ephemeral(),
+        resources={"staging": staging, "loader": LoaderConfig(require_success=False)},
+    )
     assert not result.success
     assert checks_of(result)["decisions/raw_table:fresh_after_success"] is False
     # The check is blocking: the day that no longer matches its source never reaches canonical.
@@ -223,7 +275,12 @@ def test_a_table_left_by_the_previous_layout_is_named_not_loaded_into(tmp_path):
     settings.local_dir.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.duckdb_path)) as con:  # the earlier release's raw table
         con.execute('CREATE TABLE decisions_raw (uuid VARCHAR, "date" DATE, experiment VARCHAR)')
-    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"loader": LoaderConfig(require_success=False)})
+    result = run_day(
+        settings,
+        START,
+        DagsterInstance.ephemeral(),
+        resources={"loader": LoaderConfig(require_success=False)},
+    )
     failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "decisions__raw_table")
     text = failure.step_failure_data.error.to_string()
     assert "decisions_raw exists with another layout" in text and "Drop or rename" in text

@@ -101,7 +101,9 @@ def test_full_run_from_s3_with_pat_keeps_secrets_out_of_run_storage(
     assert result.success
     assert all(checks_of(result).values())
     for export_type in ExportType:
-        n = query(settings, f'SELECT count(*) FROM {export_type.value}_raw WHERE export_date = ?', [START])[0][0]
+        n = query(settings, f"SELECT count(*) FROM {export_type.value}_raw WHERE export_date = ?", [START])[
+            0
+        ][0]
         assert n == rows_of(written, export_type, START).rows
 
     # A failing run too: a wrong token, whose error travels through the event log.

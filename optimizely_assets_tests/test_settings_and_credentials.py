@@ -38,7 +38,11 @@ def test_documented_response_parses():
 @pytest.mark.parametrize("missing", ["accessKeyId", "secretAccessKey", "sessionToken", "expiration"])
 def test_response_missing_a_field_is_rejected_by_name(missing):
     body = {
-        "credentials": {k: v for k, v in {**DOCUMENTED["credentials"], "expiration": 4_102_444_800_000}.items() if k != missing},
+        "credentials": {
+            k: v
+            for k, v in {**DOCUMENTED["credentials"], "expiration": 4_102_444_800_000}.items()
+            if k != missing
+        },
         "s3Path": DOCUMENTED["s3Path"],
     }
     with pytest.raises(CredentialsError, match=missing):
@@ -115,7 +119,9 @@ def api():
 
 
 def _resource(api, **kw) -> OptimizelyCredentialsResource:
-    return OptimizelyCredentialsResource(personal_access_token=kw.pop("token", api.token), api_url=api.url, **kw)
+    return OptimizelyCredentialsResource(
+        personal_access_token=kw.pop("token", api.token), api_url=api.url, **kw
+    )
 
 
 @pytest.mark.parametrize("statuses", [[503], [500, 502], [429, 429, 503]])
@@ -127,7 +133,10 @@ def test_transient_answers_are_retried(api, statuses):
 
 def test_a_server_error_that_persists_fails_naming_the_api_and_status(api):
     api.statuses = [503] * 10
-    with pytest.raises(CredentialsError, match=r"credentials API at http://127\.0\.0\.1:\d+/v2/export/credentials answered HTTP 503"):
+    with pytest.raises(
+        CredentialsError,
+        match=r"credentials API at http://127\.0\.0\.1:\d+/v2/export/credentials answered HTTP 503",
+    ):
         _resource(api, attempts=3).fetch()
     assert len(api.calls) == 3
 

@@ -41,7 +41,7 @@ def test_s3_errors_and_throttling_are_retried_through_a_full_run(
         result = run_day(settings, START, DagsterInstance.ephemeral())
         assert result.success and all(checks_of(result).values())
         for t in ExportType:
-            n = query(settings, f'SELECT count(*) FROM {t.value}_raw WHERE export_date = ?', [START])[0][0]
+            n = query(settings, f"SELECT count(*) FROM {t.value}_raw WHERE export_date = ?", [START])[0][0]
             assert n == rows_of(written, t, START).rows
         assert proxy.injected >= 20  # HEAD, LIST, ranged footer GETs and full GETs all failed once
     finally:

@@ -148,7 +148,9 @@ def test_materialize_a_partition_range_from_the_ui(dagster_dev):
                     page.wait_for_timeout(4000)
                     page.screenshot(path=f"{shots}/{name}.png")
             log = (tmp_path / "dagster_dev.log").read_text()
-            assert "Found a dagster instance configuration" not in log  # the dagster.yaml in use is the one read
+            assert (
+                "Found a dagster instance configuration" not in log
+            )  # the dagster.yaml in use is the one read
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"))
             raise

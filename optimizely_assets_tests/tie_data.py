@@ -41,27 +41,61 @@ def days() -> dict[dt.date, pa.Table]:
         _copy(base, uuid="u-tie-scalar", timestamp=t0, process_timestamp=t1, user_ip="10.0.0.2"),
         _copy(base, uuid="u-tie-scalar", timestamp=t0, process_timestamp=t1, user_ip="10.0.0.1"),
         # same in every scalar before user_ip; attributes decide (value "a" < "z"), not user_ip
-        _copy(base, uuid="u-tie-nested", timestamp=t0, process_timestamp=t1, user_ip="10.0.0.8",
-              attributes=[*attrs[:-1], {**attrs[-1], "value": "z"}]),
-        _copy(base, uuid="u-tie-nested", timestamp=t0, process_timestamp=t1, user_ip="10.0.0.9",
-              attributes=[*attrs[:-1], {**attrs[-1], "value": "a"}]),
+        _copy(
+            base,
+            uuid="u-tie-nested",
+            timestamp=t0,
+            process_timestamp=t1,
+            user_ip="10.0.0.8",
+            attributes=[*attrs[:-1], {**attrs[-1], "value": "z"}],
+        ),
+        _copy(
+            base,
+            uuid="u-tie-nested",
+            timestamp=t0,
+            process_timestamp=t1,
+            user_ip="10.0.0.9",
+            attributes=[*attrs[:-1], {**attrs[-1], "value": "a"}],
+        ),
         # the copy received first wins, whatever its client timestamp
-        _copy(base, uuid="u-first", timestamp=_at(DAY1, 1), process_timestamp=_at(DAY1, 20), user_ip="10.0.1.2"),
-        _copy(base, uuid="u-first", timestamp=_at(DAY1, 23), process_timestamp=_at(DAY1, 5), user_ip="10.0.1.1"),
+        _copy(
+            base, uuid="u-first", timestamp=_at(DAY1, 1), process_timestamp=_at(DAY1, 20), user_ip="10.0.1.2"
+        ),
+        _copy(
+            base, uuid="u-first", timestamp=_at(DAY1, 23), process_timestamp=_at(DAY1, 5), user_ip="10.0.1.1"
+        ),
         # a NULL process_timestamp sorts last
         _copy(base, uuid="u-null-proc", timestamp=t0, process_timestamp=None, user_ip="10.0.2.2"),
         _copy(base, uuid="u-null-proc", timestamp=t0, process_timestamp=t1, user_ip="10.0.2.1"),
         # NULL and far-off client clocks still reach canonical
         _copy(base, uuid="u-null-ts", timestamp=None, process_timestamp=t1, user_ip="10.0.3.1"),
-        _copy(base, uuid="u-1970", timestamp=dt.datetime(1970, 1, 1, tzinfo=UTC), process_timestamp=t1, user_ip="10.0.4.1"),
-        _copy(base, uuid="u-2099", timestamp=dt.datetime(2099, 12, 31, tzinfo=UTC), process_timestamp=t1, user_ip="10.0.5.1"),
+        _copy(
+            base,
+            uuid="u-1970",
+            timestamp=dt.datetime(1970, 1, 1, tzinfo=UTC),
+            process_timestamp=t1,
+            user_ip="10.0.4.1",
+        ),
+        _copy(
+            base,
+            uuid="u-2099",
+            timestamp=dt.datetime(2099, 12, 31, tzinfo=UTC),
+            process_timestamp=t1,
+            user_ip="10.0.5.1",
+        ),
         # no uuid: cannot be deduplicated, stays out of canonical
         _copy(base, uuid=None, timestamp=t0, process_timestamp=t1, user_ip="10.0.6.1"),
     ]
     d2 = [
-        _copy(base, uuid="u-null-ts", timestamp=_at(DAY2, 3), process_timestamp=_at(DAY2, 4), user_ip="10.9.3.1"),
-        _copy(base, uuid="u-1970", timestamp=_at(DAY2, 3), process_timestamp=_at(DAY2, 4), user_ip="10.9.4.1"),
-        _copy(base, uuid="u-day2", timestamp=_at(DAY2, 3), process_timestamp=_at(DAY2, 4), user_ip="10.9.9.1"),
+        _copy(
+            base, uuid="u-null-ts", timestamp=_at(DAY2, 3), process_timestamp=_at(DAY2, 4), user_ip="10.9.3.1"
+        ),
+        _copy(
+            base, uuid="u-1970", timestamp=_at(DAY2, 3), process_timestamp=_at(DAY2, 4), user_ip="10.9.4.1"
+        ),
+        _copy(
+            base, uuid="u-day2", timestamp=_at(DAY2, 3), process_timestamp=_at(DAY2, 4), user_ip="10.9.9.1"
+        ),
     ]
     return {
         DAY1: pa.Table.from_pylist(d1, schema=EVENTS_SCHEMA),

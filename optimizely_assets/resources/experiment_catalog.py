@@ -24,8 +24,9 @@ class CatalogError(RuntimeError):
 
 
 class ExperimentCatalog(ConfigurableResource):
-    def lookup(self, experiments: dict[str, list[str]]) -> list[ExperimentRow]:
-        """``experiments``: experiment id -> the variation ids seen in units. One row per variation."""
+    def lookup(self, experiments: dict[str, list[str]]) -> tuple[list[ExperimentRow], list[str]]:
+        """``experiments``: experiment id -> the variation ids seen in units. One row per variation,
+        and the problems met. Names decorate the results: an unreachable API falls back to ids."""
         raise NotImplementedError
 
 
@@ -34,7 +35,7 @@ def _id_rows(experiment_id: str, variations: list[str], source: str = "ids") -> 
 
 
 class OfflineExperimentCatalog(ExperimentCatalog):
-    def lookup(self, experiments: dict[str, list[str]]) -> list[ExperimentRow]:
+    def lookup(self, experiments: dict[str, list[str]]) -> tuple[list[ExperimentRow], list[str]]:
         from optimizely_assets.demo.synthetic import synthetic_experiment_names
 
         known = synthetic_experiment_names()
@@ -48,7 +49,7 @@ class OfflineExperimentCatalog(ExperimentCatalog):
                 rows.append(
                     ExperimentRow(experiment_id, name, v, variation_names.get(v), 5000.0, "synthetic")
                 )
-        return rows
+        return rows, []
 
 
 class RestExperimentCatalog(ExperimentCatalog):
@@ -81,10 +82,15 @@ class RestExperimentCatalog(ExperimentCatalog):
         except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
             raise CatalogError(f"{url}: {type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
 
-    def lookup(self, experiments: dict[str, list[str]]) -> list[ExperimentRow]:
+    def lookup(self, experiments: dict[str, list[str]]) -> tuple[list[ExperimentRow], list[str]]:
         rows: list[ExperimentRow] = []
+        errors: list[str] = []
         for experiment_id, seen in sorted(experiments.items()):
-            body = self._get(experiment_id)
+            try:
+                body = self._get(experiment_id)
+            except CatalogError as exc:
+                errors.append(str(exc))
+                body = None
             if not isinstance(body, dict):
                 rows += _id_rows(experiment_id, seen)
                 continue
@@ -107,4 +113,4 @@ class RestExperimentCatalog(ExperimentCatalog):
                         "api",
                     )
                 )
-        return rows
+        return rows, errors
