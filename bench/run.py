@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         if "copy" in only:
             from bench.copy_throughput import bench_copy, report
 
-            results["copy"] = bench_copy(work, mb=32 if args.quick else 256)
+            results["copy"] = bench_copy(work, mb=32 if args.quick else 64)
             report(results["copy"])
         if "throughput" in only:
             from bench.throughput import bench_throughput
