@@ -11,7 +11,8 @@ import pytest
 from dagster import DagsterInstance
 
 from optimizely_assets.analysis.srm import chi_square_sf, srm_test
-from optimizely_assets.demo.synthetic import EFFECT_EXPERIMENT, SRM_EXPERIMENT, ExportSpec, write_export
+from optimizely_assets.demo.experiments import EFFECT_EXPERIMENT, SRM_EXPERIMENT
+from optimizely_assets.demo.synthetic import ExportSpec, write_export
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.resources.experiment_catalog import RestExperimentCatalog
 from optimizely_assets.warehouse.analysis import ExperimentAnalysis

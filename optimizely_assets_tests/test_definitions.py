@@ -81,3 +81,28 @@ def test_materializations_carry_dagsters_standard_keys(tmp_path):
     assert meta["raw_table"]["dagster/table_name"].value == "warehouse.main.events_raw"
     rows = meta["canonical"]["dagster/row_count"].value
     assert rows == meta["canonical"]["inserted"].value == meta["canonical"]["table_rows_total"].value > 0
+
+
+def test_materializing_source_files_alone_runs_their_drift_check_and_nothing_of_raw(tmp_path):
+    """A UI subset: the raw checks' step runs for schema_drift only, before any raw table exists."""
+    from dagster import DagsterInstance
+
+    from optimizely_assets.assets.keys import SOURCE_FILES, key
+    from optimizely_assets.cli import console_log_level
+    from optimizely_assets.definitions import DAILY_JOB, build_definitions
+    from optimizely_assets.demo.synthetic import write_export
+    from optimizely_assets.e3.layout import ExportType
+    from optimizely_assets_tests.conftest import SMALL, START
+
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL)
+    job = build_definitions(settings).resolve_job_def(DAILY_JOB)
+    result = job.execute_in_process(
+        partition_key=START.isoformat(),
+        instance=DagsterInstance.ephemeral(),
+        asset_selection=[key(t, SOURCE_FILES) for t in ExportType],
+        raise_on_error=False,
+        run_config=console_log_level("ERROR"),
+    )
+    assert result.success
+    assert {e.check_name for e in result.get_asset_check_evaluations()} == {"schema_drift"}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from optimizely_assets.demo import experiments as catalog
 from optimizely_assets.demo.spark_parquet import write_parquet
 from optimizely_assets.e3.layout import (
     ExportType,
@@ -70,63 +71,7 @@ class WrittenDay:
 
 
 def experiment_ids(spec: ExportSpec) -> list[str]:
-    return [str(18_786_493_700 + 13 * i) for i in range(spec.experiments)]
-
-
-# The demo's results show both stories an analyst looks for: a real effect (the first
-# experiment's treatment converts more on `purchase`) and a broken split (the second one sends
-# 60% of visitors to treatment while both variations are allocated 50%: a sample ratio mismatch).
-EFFECT_EXPERIMENT, SRM_EXPERIMENT = str(18_786_493_700), str(18_786_493_713)
-_TREATMENT_SHARE = {SRM_EXPERIMENT: 0.6}
-_NAMES = (
-    "Checkout button colour",
-    "Pricing page layout",
-    "Homepage hero",
-    "Search ranking",
-    "Free shipping banner",
-    "Product page reviews",
-    "Onboarding email",
-    "Cart reminder",
-    "Recommendations",
-    "Sign-up form",
-    "Mobile menu",
-    "Promo code field",
-)
-
-
-def synthetic_experiment_names(count: int = len(_NAMES)) -> dict[str, tuple[str, dict[str, str]]]:
-    """Experiment id -> (name, variation id -> name) for the synthetic export's experiments."""
-    out = {}
-    for i, e in enumerate(experiment_ids(ExportSpec(experiments=count))):
-        exp = int(e)
-        out[e] = (_NAMES[i % len(_NAMES)], {str(exp + 1): "control", str(exp + 2): "treatment"})
-    return out
-
-
-def _visitor_nums(visitors: np.ndarray) -> np.ndarray:
-    return np.array([int(v[5:]) if str(v).startswith("user_") else hash(v) % 2**31 for v in visitors])
-
-
-def _treated(exp: int, visitor_nums: np.ndarray) -> np.ndarray:
-    bucket = (
-        (visitor_nums.astype(np.uint64) * np.uint64(2_654_435_761) + np.uint64(exp)) % np.uint64(2**32)
-    ) / 2**32
-    return bucket < _TREATMENT_SHARE.get(str(exp), 0.5)
-
-
-def _give_treatment_more_purchases(
-    spec: ExportSpec, visitor_nums: np.ndarray, purchases: np.ndarray, rng: np.random.Generator
-) -> None:
-    """Move 40% of the control visitors' purchases of the effect experiment to treatment visitors."""
-    if EFFECT_EXPERIMENT not in experiment_ids(spec):
-        return
-    exp = int(EFFECT_EXPERIMENT)
-    pool = np.arange(max(spec.decisions_per_day // 3, 1))
-    treated_pool = pool[_treated(exp, pool)]
-    if treated_pool.size == 0:
-        return
-    moved = purchases & ~_treated(exp, visitor_nums) & (rng.random(visitor_nums.size) < 0.4)
-    visitor_nums[moved] = rng.choice(treated_pool, int(moved.sum()))
+    return catalog.experiment_ids(spec.experiments)
 
 
 def write_export(
@@ -183,7 +128,13 @@ def _write_day(
     # One visitor pool for both types, so that conversions can be attributed to exposures.
     visitor_nums = rng.integers(0, max(spec.decisions_per_day // 3, 1), size=n)
     if export_type is ExportType.EVENTS and "purchase" in keys:
-        _give_treatment_more_purchases(spec, visitor_nums, partition == keys.index("purchase"), rng)
+        catalog.give_treatment_more_purchases(
+            spec.experiments,
+            max(spec.decisions_per_day // 3, 1),
+            visitor_nums,
+            partition == keys.index("purchase"),
+            rng,
+        )
     visitors = np.array([f"user_{v}" for v in visitor_nums])
 
     job = uuidlib.UUID(bytes=rng.bytes(16), version=4)
@@ -277,7 +228,8 @@ def _table(
             "experiment_id": _const(key_value, n),
             # Bucketed per visitor, as Optimizely does: a visitor keeps its variation.
             "variation_id": _pick(
-                [str(exp + 1), str(exp + 2)], _treated(exp, _visitor_nums(visitors)).astype(int)
+                [str(exp + 1), str(exp + 2)],
+                catalog.treated(exp, catalog.visitor_nums(visitors)).astype(int),
             ),
             "is_holdback": pa.array(rng.random(n) < 0.05),
         }

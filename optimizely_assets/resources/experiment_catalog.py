@@ -36,7 +36,7 @@ def _id_rows(experiment_id: str, variations: list[str], source: str = "ids") -> 
 
 class OfflineExperimentCatalog(ExperimentCatalog):
     def lookup(self, experiments: dict[str, list[str]]) -> tuple[list[ExperimentRow], list[str]]:
-        from optimizely_assets.demo.synthetic import synthetic_experiment_names
+        from optimizely_assets.demo.experiments import synthetic_experiment_names
 
         known = synthetic_experiment_names()
         rows: list[ExperimentRow] = []
