@@ -1,12 +1,11 @@
-from dagster import AssetExecutionContext, AssetIn, MaterializeResult
+from dagster import AssetExecutionContext, MaterializeResult
 
 from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
-from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, canonical_pool, key
+from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, canonical_pool, key
 from optimizely_assets.assets.load_history import failure_recorded, history_row
 from optimizely_assets.assets.metadata import table_definition_metadata
 from optimizely_assets.concurrency import ensure_merges_serialised, record_worker
 from optimizely_assets.e3.layout import ExportType
-from optimizely_assets.loading.manifest import DayManifest
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.warehouse import Warehouse
 
@@ -20,7 +19,6 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         metadata=table_definition_metadata(export_type, "canonical", deployment),
         pool=canonical_pool(export_type),
         deps=[key(export_type, RAW_TABLE)],
-        ins={"manifest": AssetIn(key=key(export_type, SOURCE_FILES))},
         description=(
             f"`{export_type.value}`: unique by event uuid within the dedup horizon, partitioned by export "
             "day. Each day inserts the first copy of each uuid that canonical lacks in the export days "
@@ -28,7 +26,7 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         ),
     )
     def _canonical(
-        context: AssetExecutionContext, manifest: DayManifest, warehouse: Warehouse, loader: LoaderConfig
+        context: AssetExecutionContext, warehouse: Warehouse, loader: LoaderConfig
     ) -> MaterializeResult:
         day = partition_day(context.partition_key)
         # The step holding the pool slot tags its run with host:pid, under any executor, so a later
@@ -37,8 +35,7 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         if not warehouse.merges_serialised_by_backend:
             ensure_merges_serialised(context.instance, canonical_pool(export_type))
         warehouse.ensure_tables(export_type)
-        size = sum(f.size for f in manifest.files)
-        history = history_row(context, export_type, day, len(manifest.files), size, manifest.rows)
+        history = history_row(context, export_type, day)
         with failure_recorded(warehouse, history):
             stats = warehouse.merge_canonical(export_type, day, loader.dedup_horizon_days, history)
         lo, hi = stats.window

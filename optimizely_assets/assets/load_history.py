@@ -6,21 +6,31 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, AssetRecordsFilter
 
+from optimizely_assets.assets.keys import SOURCE_FILES, key
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse import Warehouse
 from optimizely_assets.warehouse.history import LoadHistoryRow, trigger_of
 
 
-def history_row(
-    context: AssetExecutionContext,
-    export_type: ExportType,
-    day: dt.date,
-    files: int,
-    size: int | None,
-    rows: int,
-) -> LoadHistoryRow:
+def _source_stats(context: AssetExecutionContext, export_type: ExportType) -> tuple[int | None, ...]:
+    """Files, bytes and footer rows of the day, from its latest source_files materialization (read
+    from the instance, not as an input: a step run alone, as in a refused run, loads nothing)."""
+    result = context.instance.fetch_materializations(
+        AssetRecordsFilter(
+            asset_key=key(export_type, SOURCE_FILES), asset_partitions=[context.partition_key]
+        ),
+        limit=1,
+    )
+    if not result.records:
+        return None, None, None
+    meta = result.records[0].asset_materialization.metadata
+    return tuple(meta[k].value if k in meta else None for k in ("files", "bytes", "dagster/row_count"))
+
+
+def history_row(context: AssetExecutionContext, export_type: ExportType, day: dt.date) -> LoadHistoryRow:
+    files, size, rows = _source_stats(context, export_type)
     record = context.instance.get_run_record_by_id(context.run_id)
     started = record.start_time if record and record.start_time else None
     return LoadHistoryRow(

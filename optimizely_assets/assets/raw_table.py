@@ -37,9 +37,7 @@ def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: D
                     "replaced. If Optimizely really emptied the day, re-run it with the loader's "
                     "allow_empty_day set."
                 )
-        history = history_row(
-            context, export_type, day, len(staged.files), None, sum(f.rows for f in staged.files)
-        )
+        history = history_row(context, export_type, day)
         with failure_recorded(warehouse, history):
             result = warehouse.load_raw_day(export_type, day, list(staged.files), list(staged.added_fields))
         key_rows = (
