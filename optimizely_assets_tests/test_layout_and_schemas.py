@@ -164,3 +164,16 @@ def test_schema_drift_names_added_missing_and_retyped_columns():
         "retyped": ["is_holdback"],
     }
     assert schema_drift(DECISIONS_SCHEMA, DECISIONS_SCHEMA) == {"added": [], "missing": [], "retyped": []}
+
+
+def test_local_staging_keeps_every_name_inside_its_root(tmp_path):
+    from optimizely_assets.resources.staging import LocalStaging
+
+    staging = LocalStaging(root_dir=str(tmp_path / "stage"))
+    root = (tmp_path / "stage" / "optimizely").resolve()
+    assert staging.uri("type=events/date=2024-01-01/ab.parquet") == str(
+        root / "type=events/date=2024-01-01/ab.parquet"
+    )
+    for bad in ("../x.parquet", "type=events/../../x.parquet", "/etc/passwd"):
+        with pytest.raises(ValueError, match="outside the staging directory"):
+            staging.uri(bad)

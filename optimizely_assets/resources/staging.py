@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dagster import ConfigurableResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 CHUNK_BYTES = 8 * 1024 * 1024
 _ETAGS_FILE = "_source_etags.json"
@@ -56,16 +56,22 @@ class LocalStaging(Staging):
     root_dir: str = Field(description="Directory that stands for the staging bucket.")
     prefix: str = "optimizely"
 
+    _base: Path | None = PrivateAttr(default=None)
+
     def _path(self, key: str) -> Path:
-        base = (Path(self.root_dir) / self.prefix).resolve()
-        path = (base / key).resolve()
-        # Names come from layout.staged_name; this guard keeps any other name inside the root too.
+        # The root is resolved once; a name is normalised as text (no syscall per file: a day of
+        # 1,000 files resolved 4,000 paths). Names come from layout.staged_name, which never makes
+        # a symlink; this guard keeps any other name, `..` included, inside the root too.
+        if self._base is None:
+            self._base = (Path(self.root_dir) / self.prefix).resolve()
+        base = self._base
+        path = Path(os.path.normpath(base / key))
         if base != path and base not in path.parents:
             raise ValueError(f"staging name {key!r} points outside the staging directory {base}")
         return path
 
     def uri(self, key: str) -> str:
-        return str(self._path(key).resolve())
+        return str(self._path(key))
 
     def existing(self, prefix: str) -> dict[str, StagedObject]:
         base = self._path(prefix)
