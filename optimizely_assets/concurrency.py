@@ -134,8 +134,19 @@ def refusal(problems: list[str]) -> MergeConcurrencyError:
     )
 
 
-def ensure_merges_serialised(instance: DagsterInstance, pool: str) -> None:
-    """The same guard inside the MERGE step: `execute_in_process` and other executors skip ours."""
+def ensure_merges_serialised(
+    instance: DagsterInstance, run_id: str, pool: str, serialised_by_backend: bool
+) -> None:
+    """Called first by every insert-only step (canonical MERGEs, unit inserts), under any executor.
+
+    The step holding the pool slot tags its run with host:pid, so a later run can free the slot
+    if this process dies (``free_slots_of_dead_runs``). Where the backend does not keep the
+    inserts apart, the executor's guard runs again here: `execute_in_process` and other
+    executors skip ours.
+    """
+    record_worker(instance, run_id)
+    if serialised_by_backend:
+        return
     problems = pool_problems(instance, [pool])
     if problems:
         raise refusal(problems)

@@ -206,3 +206,23 @@ def test_a_killed_runs_pool_slot_is_freed_and_the_next_run_of_that_pool_runs(tmp
     assert dead_run not in {
         c.run_id for c in instance.event_log_storage.get_concurrency_info(pool).claimed_slots
     }
+
+
+def test_an_in_process_bigquery_run_refuses_before_its_unit_inserts_too(tmp_path):
+    """Units are insert-only like canonical: two runs inserting the same new pair on BigQuery would
+    both insert it. Run alone in process, on an instance that cannot hold its pool, the step refuses
+    before any BigQuery call."""
+    from optimizely_assets.assets.analysis import UNITS_KEY
+
+    settings = Settings.from_env({"OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local"), **BIGQUERY_ENV})
+    job = build_definitions(settings).resolve_job_def(DAILY_JOB)
+    result = job.get_subset(asset_selection={UNITS_KEY}).execute_in_process(
+        partition_key=START.isoformat(),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        run_config=QUIET,
+    )
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "analysis__experiment_units"
+    text = failure.step_failure_data.error.to_string()
+    assert "refusing to start" in text and "cannot enforce pool limits" in text

@@ -17,6 +17,7 @@ from dagster import (
 
 from optimizely_assets.assets.factory import ONE_DAY_PER_RUN, Deployment, partition_day
 from optimizely_assets.assets.keys import CANONICAL, key
+from optimizely_assets.concurrency import ensure_merges_serialised
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.resources.experiment_catalog import ExperimentCatalog
 from optimizely_assets.warehouse import Warehouse
@@ -90,6 +91,9 @@ def build_analysis_assets(partitions_def, deployment: Deployment, window: Window
     )
     def experiment_units(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         day = partition_day(context.partition_key)
+        ensure_merges_serialised(
+            context.instance, context.run_id, UNITS_POOL, warehouse.merges_serialised_by_backend
+        )
         analysis = ExperimentAnalysis(warehouse)
         analysis.ensure_tables()
         inserted = analysis.write_units(day)

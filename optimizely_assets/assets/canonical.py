@@ -4,7 +4,7 @@ from optimizely_assets.assets.factory import Deployment, export_asset, partition
 from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, canonical_pool, key
 from optimizely_assets.assets.load_history import failure_recorded, history_row
 from optimizely_assets.assets.metadata import table_definition_metadata
-from optimizely_assets.concurrency import ensure_merges_serialised, record_worker
+from optimizely_assets.concurrency import ensure_merges_serialised
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.warehouse import Warehouse
@@ -29,11 +29,12 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         context: AssetExecutionContext, warehouse: Warehouse, loader: LoaderConfig
     ) -> MaterializeResult:
         day = partition_day(context.partition_key)
-        # The step holding the pool slot tags its run with host:pid, under any executor, so a later
-        # run can free the slot if this process dies (concurrency.free_slots_of_dead_runs).
-        record_worker(context.instance, context.run_id)
-        if not warehouse.merges_serialised_by_backend:
-            ensure_merges_serialised(context.instance, canonical_pool(export_type))
+        ensure_merges_serialised(
+            context.instance,
+            context.run_id,
+            canonical_pool(export_type),
+            warehouse.merges_serialised_by_backend,
+        )
         warehouse.ensure_tables(export_type)
         history = history_row(context, export_type, day)
         with failure_recorded(warehouse, history):
