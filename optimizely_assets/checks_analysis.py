@@ -13,7 +13,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from optimizely_assets.analysis.srm import SRM_P_THRESHOLD, srm_test
+from optimizely_assets.analysis.srm import SRM_P_THRESHOLD, srm_tests
 from optimizely_assets.assets.analysis import RESULTS_KEY, UNITS_KEY
 from optimizely_assets.assets.factory import partition_day
 from optimizely_assets.assets.metadata import md_table
@@ -93,15 +93,8 @@ def build_analysis_checks(partitions_def) -> list[AssetChecksDefinition]:
     )
     def srm(warehouse: Warehouse) -> AssetCheckResult:
         rows = ExperimentAnalysis(warehouse).results()
-        units: dict[str, dict[str, int]] = {}
-        weights: dict[str, dict[str, float]] = {}
-        names: dict[str, str] = {}
-        for r in rows:
-            units.setdefault(r.experiment_id, {})[r.variation_id] = r.units
-            names[r.experiment_id] = r.experiment_name
-            if r.weight is not None:
-                weights.setdefault(r.experiment_id, {})[r.variation_id] = r.weight
-        tests = [t for e in sorted(units) if (t := srm_test(e, units[e], weights.get(e)))]
+        names = {r.experiment_id: r.experiment_name for r in rows}
+        tests = srm_tests(rows)
         bad = [t for t in tests if t.mismatch]
         table = [
             (

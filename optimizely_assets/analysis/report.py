@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optimizely_assets.analysis.srm import srm_test
+from optimizely_assets.analysis.srm import srm_tests
 from optimizely_assets.settings import Settings
 
 
@@ -29,16 +29,11 @@ def results_text(settings: Settings, experiment_id: str | None = None) -> str:
             "(the daily job does) or check the id"
         )
     lines = [results_markdown(rows), ""]
-    for e in sorted({r.experiment_id for r in rows}):
-        mine = [r for r in rows if r.experiment_id == e]
-        units = {r.variation_id: r.units for r in mine}
-        weights = {r.variation_id: r.weight for r in mine if r.weight is not None}
-        test = srm_test(e, units, weights)
-        if test is None:
-            continue
+    names = {r.experiment_id: r.experiment_name for r in rows}
+    for test in srm_tests(rows):
         verdict = "SAMPLE RATIO MISMATCH" if test.mismatch else "no sample ratio mismatch"
         lines.append(
-            f"{mine[0].experiment_name} ({e}): {verdict} (chi-square p = {test.p_value:.2g}, "
-            f"{test.allocation} allocation)"
+            f"{names[test.experiment_id]} ({test.experiment_id}): {verdict} (chi-square p = "
+            f"{test.p_value:.2g}, {test.allocation} allocation)"
         )
     return "\n".join(lines)

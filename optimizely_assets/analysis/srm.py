@@ -7,6 +7,7 @@ Q(k/2, x/2), by its series below a + 1 and its continued fraction above (Numeric
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SRM_P_THRESHOLD = 0.001
@@ -96,3 +97,15 @@ def srm_test(
         statistic,
         chi_square_sf(statistic, len(variations) - 1),
     )
+
+
+def srm_tests(rows: Iterable) -> list[SrmResult]:
+    """One test per experiment of result rows (``warehouse.analysis.ResultRow``: one per variation
+    and event name, each carrying the variation's units and weight), by experiment id."""
+    units: dict[str, dict[str, int]] = {}
+    weights: dict[str, dict[str, float]] = {}
+    for r in rows:
+        units.setdefault(r.experiment_id, {})[r.variation_id] = r.units
+        if r.weight is not None:
+            weights.setdefault(r.experiment_id, {})[r.variation_id] = r.weight
+    return [t for e in sorted(units) if (t := srm_test(e, units[e], weights.get(e)))]
