@@ -35,7 +35,6 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
             canonical_pool(export_type),
             warehouse.merges_serialised_by_backend,
         )
-        warehouse.ensure_tables(export_type)
         history = history_row(context, export_type, day)
         with failure_recorded(warehouse, history):
             stats = warehouse.merge_canonical(export_type, day, loader.dedup_horizon_days, history)

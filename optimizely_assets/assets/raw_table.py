@@ -27,8 +27,8 @@ def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: D
         context: AssetExecutionContext, staged: StagedDay, warehouse: Warehouse, loader: LoaderConfig
     ) -> MaterializeResult:
         day = partition_day(context.partition_key)
-        warehouse.ensure_tables(export_type)
         if not staged.files and not loader.allow_empty_day:
+            warehouse.ensure_tables(export_type)
             held = warehouse.raw_day(export_type, day).rows
             if held:
                 raise EmptyDayError(

@@ -195,7 +195,9 @@ class Warehouse(ConfigurableResource):
     def load_raw_day(
         self, export_type: ExportType, day: dt.date, files: list[StagedFile], added: list[pa.Field]
     ) -> LoadResult:
-        """Replace the day's raw partition with exactly these files: fully or not at all."""
+        """Replace the day's raw partition with exactly these files: fully or not at all.
+
+        Creates the tables first where missing (as ``merge_canonical`` does)."""
         raise NotImplementedError
 
     def merge_canonical(

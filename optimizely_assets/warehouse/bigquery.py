@@ -165,6 +165,7 @@ class BigQueryWarehouse(Warehouse):
     def load_raw_day(
         self, export_type: ExportType, day: dt.date, files: list[StagedFile], added: list[pa.Field]
     ) -> LoadResult:
+        self.ensure_tables(export_type)
         raw = table_names(export_type).raw
         before = {f.name for f in self.client.get_table(self.table_id(raw)).schema}
         uris = [f.uri for f in files]
@@ -218,6 +219,7 @@ class BigQueryWarehouse(Warehouse):
     def merge_canonical(
         self, export_type: ExportType, day: dt.date, horizon_days: int, history: LoadHistoryRow | None = None
     ) -> MergeStats:
+        self.ensure_tables(export_type)
         columns, added, ddl = self.sync_canonical_columns(export_type)
         ((day_rows, unique, nulls),), stats = self.run_query(
             self._planned(export_type, day, horizon_days, "day_stats")

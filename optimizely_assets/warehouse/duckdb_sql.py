@@ -18,6 +18,11 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def text(value: str) -> str:
+    """A string literal: paths and names go into SQL text, not bound parameters (see duckdb.py)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def lit(day: dt.date) -> str:
     return f"DATE '{dt.date.fromisoformat(str(day)).isoformat()}'"
 
@@ -46,8 +51,10 @@ def delete_raw_day(export_type: ExportType, day: dt.date) -> str:
     return f"DELETE FROM {table_names(export_type).raw} WHERE {EXPORT_DATE} = {lit(day)}"
 
 
-def insert_raw_files(export_type: ExportType, day: dt.date, table: str | None = None) -> str:
-    """Insert staged files (parameter ``$files``) by column name.
+def insert_raw_files(
+    export_type: ExportType, day: dt.date, files: list[str], table: str | None = None
+) -> str:
+    """Insert these staged files by column name.
 
     ``hive_partitioning = false``: a column's value never comes from a folder name such as
     ``account_id=<id>``. ``union_by_name``: a file without a nullable column loads NULLs.
@@ -55,7 +62,7 @@ def insert_raw_files(export_type: ExportType, day: dt.date, table: str | None = 
     return (
         f"INSERT INTO {table or table_names(export_type).raw} BY NAME\n"
         f"SELECT *, {lit(day)} AS {EXPORT_DATE}\n"
-        f"FROM read_parquet($files, union_by_name = true, hive_partitioning = false)"
+        f"FROM read_parquet([{', '.join(text(f) for f in files)}], union_by_name = true, hive_partitioning = false)"
     )
 
 
