@@ -79,8 +79,10 @@ class DuckDBWarehouse(Warehouse):
             con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, ensure: ExportType | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.connect() as con:
+            if ensure is not None:  # committed on its own: a failed first load leaves empty tables
+                self._ensure(con, ensure)
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -94,7 +96,7 @@ class DuckDBWarehouse(Warehouse):
             self._ensure(con, export_type)
 
     def _ensure(self, con: duckdb.DuckDBPyConnection, export_type: ExportType) -> None:
-        # Run inside the load's and the MERGE's own transaction: no connection of its own per step.
+        # On the load's and the MERGE's own connection: no connection of its own per step.
         t = table_names(export_type)
         for stmt in [*sql.create_tables(export_type), load_history.create_table(load_history.TABLE, False)]:
             con.execute(stmt)
@@ -116,8 +118,7 @@ class DuckDBWarehouse(Warehouse):
         self, export_type: ExportType, day: dt.date, files: list[StagedFile], added: list[pa.Field]
     ) -> LoadResult:
         raw = table_names(export_type).raw
-        with self.transaction() as con:
-            self._ensure(con, export_type)
+        with self.transaction(ensure=export_type) as con:
             existing = self._columns(con, raw)
             new = [f for f in added if f.name not in existing]
             for f in new:
@@ -147,8 +148,7 @@ class DuckDBWarehouse(Warehouse):
     ) -> MergeStats:
         t = table_names(export_type)
         window = dedup_window(day, horizon_days)
-        with self.transaction() as con:
-            self._ensure(con, export_type)
+        with self.transaction(ensure=export_type) as con:
             raw_cols = self._columns(con, t.raw)
             canon_cols = self._columns(con, t.canonical)
             # Columns Optimizely added reach canonical too, with raw's type.
