@@ -28,6 +28,7 @@ from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 START = dt.date(2024, 1, 1)
 HORIZON = 30
 T = ExportType.DECISIONS
+COLUMNS = ", ".join(sql.q(f.name) for f in SCHEMAS[T])
 
 
 def _fill_raw(wh: DuckDBWarehouse, first: dt.date, days: int, rows_per_day: int, offset: int = 0) -> None:
@@ -93,11 +94,10 @@ def _timed_merge(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int)
 
 def _timed_day(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int, work: Path) -> float:
     """Raw load from the day's own file + MERGE + canonical checks' query, as a run does them."""
-    cols = ", ".join(f'"{f.name}"' for f in SCHEMAS[T])
     file = work / f"day-{day}.parquet"
     with wh.connect() as con:
         con.execute(
-            f"COPY (SELECT {cols} FROM decisions_raw WHERE export_date = {sql.lit(day)}) TO {sql.text(str(file))}"
+            f"COPY (SELECT {COLUMNS} FROM decisions_raw WHERE export_date = {sql.lit(day)}) TO {sql.text(str(file))}"
         )
     staged = [StagedFile(uri=str(file), source_uri=str(file), rows=expected)]
     times = []
@@ -136,9 +136,8 @@ def bench_outliers(work: Path, rows_per_day: int, history_days: int = 60, repeat
         wh.ensure_tables(T)
         _fill_raw(wh, START, history_days, rows_per_day)
         with wh.connect() as con:
-            cols = ", ".join(f'"{f.name}"' for f in SCHEMAS[T])
             con.execute(  # history before the measured day, as MERGEs would have left it
-                f"INSERT INTO decisions ({cols}, export_date, event_date) SELECT {cols}, export_date, "
+                f"INSERT INTO decisions ({COLUMNS}, export_date, event_date) SELECT {COLUMNS}, export_date, "
                 'CAST(coalesce("timestamp", process_timestamp) AS DATE) FROM decisions_raw WHERE export_date < ?',
                 [last],
             )
@@ -171,12 +170,11 @@ def bench_history(work: Path, rows_per_day: int, days: int = 365, repeats: int =
     wh = DuckDBWarehouse(path=str(work / "history.duckdb"))
     wh.ensure_tables(T)
     _fill_raw(wh, START, days, rows_per_day)
-    cols = ", ".join(f'"{f.name}"' for f in SCHEMAS[T])
 
     def fill_canonical(lo: dt.date, hi: dt.date) -> int:
         with wh.connect() as con:  # history as MERGEs would have left it (uuids are unique)
             con.execute(
-                f"INSERT INTO decisions ({cols}, export_date, event_date) SELECT {cols}, export_date, "
+                f"INSERT INTO decisions ({COLUMNS}, export_date, event_date) SELECT {COLUMNS}, export_date, "
                 'CAST(coalesce("timestamp", process_timestamp) AS DATE) FROM decisions_raw '
                 "WHERE export_date BETWEEN ? AND ?",
                 [lo, hi],

@@ -47,7 +47,7 @@ def bench_throughput(work: Path, days: int, rows: int) -> dict:
         pipeline_s = time.perf_counter() - t
         for run in instance.get_runs():
             for st in instance.get_run_step_stats(run.run_id):
-                name = st.step_key.split("__", 1)[-1]  # analysis steps have no type prefix
+                name = st.step_key.split("__", 1)[-1]  # `experiment_units_checks` has no type prefix
                 steps[name] = steps.get(name, 0.0) + (st.end_time - st.start_time)
     ingest_s = sum(v for k, v in steps.items() if k in INGEST_STEPS)
     canonical_s = steps.get("canonical", 0.0)

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.e3.schemas import SCHEMAS, duckdb_type
+from optimizely_assets.warehouse.analysis_sql import string_literal
 from optimizely_assets.warehouse.base import EVENT_DATE, EXPORT_DATE, OrderColumn, table_names, winner_order
 
 
@@ -20,7 +21,7 @@ def q(name: str) -> str:
 
 def text(value: str) -> str:
     """A string literal: paths and names go into SQL text, not bound parameters (see duckdb.py)."""
-    return "'" + value.replace("'", "''") + "'"
+    return string_literal(value, bigquery=False)
 
 
 def lit(day: dt.date) -> str:
