@@ -284,3 +284,16 @@ def test_a_table_left_by_the_previous_layout_is_named_not_loaded_into(tmp_path):
     failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == "decisions__raw_table")
     text = failure.step_failure_data.error.to_string()
     assert "decisions_raw exists with another layout" in text and "Drop or rename" in text
+
+
+def test_a_local_directory_with_quotes_in_its_path_loads_exactly_its_rows(tmp_path):
+    # Staged paths reach DuckDB as SQL string literals: a quote left unescaped would end the
+    # literal, and `', '` would splice another path into the file list.
+    settings = local_settings(tmp_path / "o'brien's data', 'x")
+    written = write_export(settings.local_source_dir, [START], SMALL)
+    result = run_day(settings, START, DagsterInstance.ephemeral())
+    assert result.success
+    assert all(checks_of(result).values()), checks_of(result)
+    for export_type in ExportType:
+        raw = query(settings, f"SELECT count(*) FROM {export_type.value}_raw")[0][0]
+        assert raw == rows_of(written, export_type, START).rows
