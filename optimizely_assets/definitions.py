@@ -25,7 +25,6 @@ from optimizely_assets.assets.analysis import UNITS_POOL, build_analysis_assets
 from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.automation import build_daily_schedule, build_success_sensor
-from optimizely_assets.checks import build_export_checks
 from optimizely_assets.checks_analysis import build_analysis_checks
 from optimizely_assets.concurrency import guarded_in_process_executor
 from optimizely_assets.e3.layout import ExportType
@@ -151,7 +150,8 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         [a for t in ExportType for a in build_export_assets(t, daily, deployment)]
         + build_analysis_assets(daily, deployment, window)
     )
-    checks = [c for t in ExportType for c in build_export_checks(t, daily)] + build_analysis_checks(daily)
+    # The export checks are evaluated in their assets' steps; the analysis ones in their own.
+    checks = build_analysis_checks(daily)
     daily_job = define_asset_job(
         DAILY_JOB,
         selection=AssetSelection.all(),

@@ -1,11 +1,15 @@
-from dagster import AssetExecutionContext, MaterializeResult
+from collections.abc import Iterator
 
+from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, MaterializeResult
+
+from optimizely_assets.assets.checks import all_present, check_specs, evaluate_selected, no_duplicates
 from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
-from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, canonical_pool, key
+from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, canonical_pool, key
 from optimizely_assets.assets.load_history import failure_recorded, history_row
 from optimizely_assets.assets.metadata import table_definition_metadata
 from optimizely_assets.concurrency import ensure_merges_serialised
 from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.manifest import DayManifest
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.warehouse import Warehouse
 
@@ -17,8 +21,12 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         partitions_def,
         deployment,
         metadata=table_definition_metadata(export_type, "canonical", deployment),
+        stores_value=False,
+        check_specs=check_specs(export_type, CANONICAL, partitions_def),
         pool=canonical_pool(export_type),
         deps=[key(export_type, RAW_TABLE)],
+        # The checks compare the day's canonical rows with the source's own keys.
+        ins={"manifest": AssetIn(key=key(export_type, SOURCE_FILES))},
         description=(
             f"`{export_type.value}`: unique by event uuid within the dedup horizon, partitioned by export "
             "day. Each day inserts the first copy of each uuid that canonical lacks in the export days "
@@ -26,9 +34,27 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         ),
     )
     def _canonical(
-        context: AssetExecutionContext, warehouse: Warehouse, loader: LoaderConfig
-    ) -> MaterializeResult:
+        context: AssetExecutionContext, manifest: DayManifest, warehouse: Warehouse, loader: LoaderConfig
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
         day = partition_day(context.partition_key)
+        if key(export_type, CANONICAL) in context.selected_asset_keys:
+            yield merge(context, day, warehouse, loader)
+        if context.selected_asset_check_keys:
+            # After the MERGE's commit: the checks read what any reader of the table now sees.
+            raw, found = warehouse.canonical_findings(export_type, day, loader.dedup_horizon_days)
+            yield from evaluate_selected(
+                context,
+                {
+                    f"every_source_{export_type.partition_column}_in_warehouse": lambda: all_present(
+                        export_type, day, manifest, raw, found
+                    ),
+                    "no_duplicate_uuids": lambda: no_duplicates(export_type, day, found),
+                },
+            )
+
+    def merge(
+        context: AssetExecutionContext, day, warehouse: Warehouse, loader: LoaderConfig
+    ) -> MaterializeResult:
         ensure_merges_serialised(
             context.instance,
             context.run_id,
@@ -40,6 +66,7 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
             stats = warehouse.merge_canonical(export_type, day, loader.dedup_horizon_days, history)
         lo, hi = stats.window
         return MaterializeResult(
+            asset_key=key(export_type, CANONICAL),
             metadata={
                 # rows of the day: the export_date partition holds exactly the uuids this day delivered first
                 "dagster/row_count": stats.partition_rows
@@ -58,7 +85,7 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
                 "dedup_window": f"{lo} .. {hi}",
                 "added_columns": ", ".join(stats.added_columns) or "none",
                 **stats.jobs.metadata(),
-            }
+            },
         )
 
     return _canonical

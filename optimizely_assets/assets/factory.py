@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from dagster import BackfillPolicy, asset
+from dagster import AssetCheckSpec, AssetOut, BackfillPolicy, Nothing, multi_asset
 
 from optimizely_assets.e3.layout import ExportType
 
@@ -46,20 +46,37 @@ def export_asset(
     deployment: Deployment,
     *,
     description: str,
+    metadata: dict | None = None,
+    check_specs: list[AssetCheckSpec] | None = None,
+    stores_value: bool = True,
     **kwargs,
 ):
-    """``@asset`` for one stage of one export type: key ``<type>/<stage>``, daily, one day per run.
+    """One stage of one export type, key ``<type>/<stage>``, daily, one day per run, with its checks.
 
+    A multi-asset of one asset: its checks are evaluated in the asset's own step, from what the
+    step already holds (no step of their own to start, no second read of the day), and a blocking
+    one that fails still stops everything downstream. Subsettable, so a check can run alone: the
+    UI's "Execute" on a check and the ``checks`` CLI evaluate it without materializing the asset.
     Grouped by export type: each group in the lineage is one chain, source to canonical.
     """
-    return asset(
-        name=stage,
-        key_prefix=[export_type.value],
+    return multi_asset(
+        name=f"{export_type.value}__{stage}",
+        outs={
+            stage: AssetOut(
+                key=[export_type.value, stage],
+                description=description,
+                metadata=metadata,
+                group_name=export_type.value,
+                kinds=deployment.kinds(stage),
+                owners=list(deployment.owners),
+                # Tables are written by the warehouse, not handed to an IO manager.
+                **({} if stores_value else {"dagster_type": Nothing}),
+                is_required=False,
+            )
+        },
+        check_specs=check_specs,
+        can_subset=True,
         partitions_def=partitions_def,
         backfill_policy=ONE_DAY_PER_RUN,
-        group_name=export_type.value,
-        kinds=deployment.kinds(stage),
-        owners=list(deployment.owners),
-        description=description,
         **kwargs,
     )

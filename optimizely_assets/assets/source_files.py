@@ -1,7 +1,10 @@
-from dagster import AssetExecutionContext, MetadataValue, Output
+from collections.abc import Iterator
 
+from dagster import AssetCheckResult, AssetExecutionContext, AssetRecordsFilter, MetadataValue, Output
+
+from optimizely_assets.assets.checks import check_specs, drift, evaluate_selected
 from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
-from optimizely_assets.assets.keys import SOURCE_FILES
+from optimizely_assets.assets.keys import SOURCE_FILES, key
 from optimizely_assets.assets.metadata import md_table
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.loading.manifest import DayManifest, build_manifest
@@ -15,6 +18,7 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
         SOURCE_FILES,
         partitions_def,
         deployment,
+        check_specs=check_specs(export_type, SOURCE_FILES, partitions_def),
         description=(
             f"The {export_type.value} export files of one day, listed once the day's _SUCCESS exists: "
             "keys, sizes, ETags and Parquet footer row counts (ranged reads, nothing downloaded)."
@@ -22,8 +26,14 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
     )
     def _source_files(
         context: AssetExecutionContext, source: ExportSource, loader: LoaderConfig
-    ) -> Output[DayManifest]:
+    ) -> Iterator[Output[DayManifest] | AssetCheckResult]:
         day = partition_day(context.partition_key)
+        if key(export_type, SOURCE_FILES) not in context.selected_asset_keys:
+            # The check alone: what the day's listing recorded, not a new listing.
+            yield from evaluate_selected(
+                context, {"schema_drift": lambda: recorded_drift(context, export_type, day)}
+            )
+            return
         manifest = build_manifest(
             source,
             export_type,
@@ -45,8 +55,10 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
                 f"{', '.join(manifest.added_columns)} (loaded where the warehouse allows field addition)"
             )
         by_partition = manifest.rows_by_partition()
-        return Output(
+        quarantined = [{"key": q.key, "reason": q.reason} for q in manifest.quarantined]
+        yield Output(
             manifest,
+            output_name=SOURCE_FILES,
             metadata={
                 "dagster/row_count": manifest.rows,
                 "files": len(manifest.files),
@@ -56,12 +68,32 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
                 "success_marker_last_modified": (
                     manifest.success_last_modified.isoformat() if manifest.success_last_modified else "absent"
                 ),
-                "added_columns": ", ".join(manifest.added_columns) or "none",
-                "quarantined_files": len(manifest.quarantined),
+                "added_columns": MetadataValue.json(list(manifest.added_columns)),
+                "quarantined": MetadataValue.json(quarantined),
                 f"rows_by_{export_type.partition_column}": MetadataValue.md(
                     md_table((export_type.partition_column, "rows"), dict(sorted(by_partition.items())))
                 ),
             },
         )
+        yield from evaluate_selected(
+            context, {"schema_drift": lambda: drift(export_type, day, manifest.added_columns, quarantined)}
+        )
 
     return _source_files
+
+
+def recorded_drift(context: AssetExecutionContext, export_type: ExportType, day) -> AssetCheckResult:
+    """Drift as the day's last listing recorded it; a day never listed fails, naming the asset."""
+    asset_key = key(export_type, SOURCE_FILES)
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    if not records:
+        return AssetCheckResult(
+            asset_key=asset_key,
+            check_name="schema_drift",
+            passed=False,
+            description=f"{asset_key.to_user_string()} {day} was never materialized: nothing to check",
+        )
+    meta = records[0].asset_materialization.metadata
+    return drift(export_type, day, meta["added_columns"].value, meta["quarantined"].value)

@@ -35,6 +35,7 @@ def build_staged_files_asset(export_type: ExportType, partitions_def, deployment
         )
         return Output(
             staged,
+            output_name=STAGED_FILES,
             metadata={
                 "files": len(staged.files),
                 "copied": staged.copied,

@@ -1,33 +1,30 @@
 """Per-day data-quality checks: the proof that a loaded day is complete.
 
-A day's checks for one type run in two steps, each reading what it needs once:
-- ``raw_checks`` after the raw load: schema drift, raw rows against the footers, freshness. Its
-  blocking checks stop the MERGE of a day that does not match its source.
-- ``canonical_checks`` after the MERGE: every key present, no duplicate uuid, from one query.
+Each check is evaluated in the step of the asset it checks, from what that step already holds:
+- ``source_files``: schema drift, from the manifest it just built;
+- ``raw_table``: raw rows against the footers (counted by the load itself, in its transaction) and
+  freshness; its blocking checks stop the MERGE of a day that does not match its source;
+- ``canonical``: every key present, no duplicate uuid, from one query after the MERGE.
+Run alone (the UI, the ``checks`` CLI), the same functions read the loaded day instead.
 """
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetIn,
+    AssetExecutionContext,
     MetadataValue,
-    multi_asset_check,
 )
 
-from optimizely_assets.assets.factory import partition_day
 from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, key
 from optimizely_assets.assets.metadata import md_table, sorted_keys
 from optimizely_assets.e3.layout import ExportType, day_prefix, is_data_file, success_key
 from optimizely_assets.loading.manifest import DayManifest
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
-from optimizely_assets.warehouse import Warehouse
 from optimizely_assets.warehouse.base import CanonicalFindings, DaySummary
 
 
@@ -113,9 +110,11 @@ def no_duplicates(export_type: ExportType, day: dt.date, found: CanonicalFinding
     )
 
 
-def drift(export_type: ExportType, manifest: DayManifest) -> AssetCheckResult:
-    added = manifest.added_columns
-    bad = [q.key for q in manifest.quarantined]
+def drift(
+    export_type: ExportType, day: dt.date, added: Sequence[str], quarantined: Sequence[Mapping[str, str]]
+) -> AssetCheckResult:
+    """``quarantined``: ``{"key", "reason"}`` per file, as the manifest lists them."""
+    bad = [q["key"] for q in quarantined]
     parts = [f"new columns {', '.join(added)}"] if added else []
     parts += [f"{len(bad)} file(s) quarantined: {', '.join(bad[:5])}"] if bad else []
     return AssetCheckResult(
@@ -123,12 +122,10 @@ def drift(export_type: ExportType, manifest: DayManifest) -> AssetCheckResult:
         check_name="schema_drift",
         passed=not parts,
         severity=AssetCheckSeverity.WARN,
-        description=f"{export_type.value} {manifest.day}: " + ("; ".join(parts) or "schema as expected"),
+        description=f"{export_type.value} {day}: " + ("; ".join(parts) or "schema as expected"),
         metadata={
-            "added_columns": MetadataValue.json(added),
-            "quarantined": MetadataValue.json(
-                [{"key": q.key, "reason": q.reason} for q in manifest.quarantined]
-            ),
+            "added_columns": MetadataValue.json(list(added)),
+            "quarantined": MetadataValue.json(list(quarantined)),
         },
     )
 
@@ -182,24 +179,18 @@ def fresh(
     )
 
 
-def _specs(export_type: ExportType, partitions_def) -> dict[str, list[AssetCheckSpec]]:
+def check_specs(export_type: ExportType, stage: str, partitions_def) -> list[AssetCheckSpec]:
+    """The checks evaluated in the step of ``stage``: each on the asset that step materializes."""
     col = export_type.key_column
     raw, canonical, source = (key(export_type, s) for s in (RAW_TABLE, CANONICAL, SOURCE_FILES))
 
     def spec(name: str, asset, description: str, blocking: bool = True) -> AssetCheckSpec:
-        # Every check but drift compares its asset with the source manifest.
-        deps = [] if asset == source else [source]
         return AssetCheckSpec(
-            name,
-            asset=asset,
-            description=description,
-            blocking=blocking,
-            partitions_def=partitions_def,
-            additional_deps=deps,
+            name, asset=asset, description=description, blocking=blocking, partitions_def=partitions_def
         )
 
     return {
-        "raw": [
+        SOURCE_FILES: [
             spec(
                 "schema_drift",
                 source,
@@ -207,6 +198,8 @@ def _specs(export_type: ExportType, partitions_def) -> dict[str, list[AssetCheck
                 "(missing/retyped columns fail the load unless quarantined).",
                 blocking=False,
             ),
+        ],
+        RAW_TABLE: [
             spec(
                 "rows_match_source_footers",
                 raw,
@@ -221,7 +214,7 @@ def _specs(export_type: ExportType, partitions_def) -> dict[str, list[AssetCheck
                 "re-run), and the load followed the marker within `freshness_sla_hours` (late: warns).",
             ),
         ],
-        "canonical": [
+        CANONICAL: [
             spec(
                 f"every_source_{export_type.partition_column}_in_warehouse",
                 canonical,
@@ -234,66 +227,14 @@ def _specs(export_type: ExportType, partitions_def) -> dict[str, list[AssetCheck
                 "No uuid of the day's canonical rows occurs twice in canonical within the dedup horizon.",
             ),
         ],
-    }
+    }.get(stage, [])
 
 
-def _selected(
-    context: AssetCheckExecutionContext, results: dict[str, Callable[[], AssetCheckResult]]
+def evaluate_selected(
+    context: AssetExecutionContext, results: dict[str, Callable[[], AssetCheckResult]]
 ) -> Iterator[AssetCheckResult]:
-    """Evaluate only the checks the run selected (a UI click on one check runs its step for that one)."""
+    """Evaluate only the checks the run selected: a run of one check evaluates that one alone."""
     names = {k.name for k in context.selected_asset_check_keys}
     for name, evaluate in results.items():
         if name in names:
             yield evaluate()
-
-
-def build_export_checks(export_type: ExportType, partitions_def) -> list[AssetChecksDefinition]:
-    specs = _specs(export_type, partitions_def)
-    manifest_in = {"manifest": AssetIn(key=key(export_type, SOURCE_FILES))}
-
-    @multi_asset_check(
-        name=f"{export_type.value}__raw_checks", specs=specs["raw"], ins=manifest_in, can_subset=True
-    )
-    def raw_checks(
-        context: AssetCheckExecutionContext,
-        manifest: DayManifest,
-        warehouse: Warehouse,
-        source: ExportSource,
-        loader: LoaderConfig,
-    ) -> Iterator[AssetCheckResult]:
-        day = partition_day(context.partition_key)
-        # Read the raw day only for a check that needs it: materializing source_files alone runs
-        # this step for schema_drift, before any raw table exists.
-        yield from _selected(
-            context,
-            {
-                "schema_drift": lambda: drift(export_type, manifest),
-                "rows_match_source_footers": lambda: rows_match(
-                    export_type, day, manifest, warehouse.raw_day(export_type, day)
-                ),
-                "fresh_after_success": lambda: fresh(export_type, day, manifest, source, loader),
-            },
-        )
-
-    @multi_asset_check(
-        name=f"{export_type.value}__canonical_checks",
-        specs=specs["canonical"],
-        ins=manifest_in,
-        can_subset=True,
-    )
-    def canonical_checks(
-        context: AssetCheckExecutionContext, manifest: DayManifest, warehouse: Warehouse, loader: LoaderConfig
-    ) -> Iterator[AssetCheckResult]:
-        day = partition_day(context.partition_key)
-        raw, found = warehouse.canonical_findings(export_type, day, loader.dedup_horizon_days)
-        yield from _selected(
-            context,
-            {
-                f"every_source_{export_type.partition_column}_in_warehouse": lambda: all_present(
-                    export_type, day, manifest, raw, found
-                ),
-                "no_duplicate_uuids": lambda: no_duplicates(export_type, day, found),
-            },
-        )
-
-    return [raw_checks, canonical_checks]
