@@ -94,6 +94,30 @@ def test_quarantine_loads_the_rest_and_keeps_the_bad_file_aside(loaded):
     assert not (settings.local_staging_dir / "optimizely" / victim).exists()
 
 
+def test_drift_run_alone_lists_the_day_again_and_names_the_quarantined_file(loaded):
+    """The UI's "Execute" on the check: nothing is materialized, the warning still names the file."""
+    from dagster import AssetCheckKey
+
+    from optimizely_assets.assets.keys import SOURCE_FILES, key
+    from optimizely_assets.definitions import DAILY_JOB, build_definitions
+    from optimizely_assets_tests.helpers import QUIET
+
+    settings, written, instance = loaded
+    victim = sorted(rows_of(written, ExportType.DECISIONS, DAYS[1]).files)[2]
+    _truncated(settings.local_source_dir / victim)
+    drift_key = AssetCheckKey(key(ExportType.DECISIONS, SOURCE_FILES), "schema_drift")
+    job = build_definitions(settings).resolve_job_def(DAILY_JOB)
+    result = job.get_subset(asset_selection=set(), asset_check_selection={drift_key}).execute_in_process(
+        partition_key=DAYS[1].isoformat(),
+        instance=instance,
+        run_config=QUIET,
+        resources={"loader": LoaderConfig(bad_files="quarantine")},
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and victim in evaluation.description
+    assert result.get_asset_materialization_events() == []
+
+
 def test_an_added_column_loads_and_is_reported(loaded):
     settings, written, instance = loaded
     victim = sorted(rows_of(written, ExportType.EVENTS, DAYS[1]).files)[0]

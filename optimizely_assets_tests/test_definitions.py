@@ -84,7 +84,7 @@ def test_materializations_carry_dagsters_standard_keys(tmp_path):
 
 
 def test_materializing_source_files_alone_runs_their_drift_check_and_nothing_of_raw(tmp_path):
-    """A UI subset: the raw checks' step runs for schema_drift only, before any raw table exists."""
+    """A UI subset: the listing's own step evaluates schema_drift; no raw check runs before a raw table exists."""
     from dagster import DagsterInstance
 
     from optimizely_assets.assets.keys import SOURCE_FILES, key

@@ -89,9 +89,9 @@ def test_four_concurrent_runs_never_overlap_two_merges_into_one_table(tmp_path, 
         assert counts[export_type.value] == (len(unique), len(unique))
 
 
-def run_canonical(settings: Settings, instance: DagsterInstance):
+def run_stages(settings: Settings, instance: DagsterInstance, stages: tuple[str, ...]):
     job = build_definitions(settings).resolve_job_def(DAILY_JOB)
-    keys = {k for k in job.asset_layer.executable_asset_keys if k.path[-1] == "canonical"}
+    keys = {k for k in job.asset_layer.executable_asset_keys if k.path[-1] in stages}
     return job.get_subset(asset_selection=keys).execute_in_process(
         partition_key=START.isoformat(), instance=instance, raise_on_error=False, run_config=QUIET
     )
@@ -137,9 +137,16 @@ def test_a_launched_bigquery_run_refuses_to_start_on_an_instance_that_allows_two
     assert [r for r in starts if r.event_log_entry.run_id == run.run_id] == []
 
 
-def test_an_in_process_bigquery_run_on_an_ephemeral_instance_refuses_before_its_merge(tmp_path):
+def test_an_in_process_bigquery_run_on_an_ephemeral_instance_refuses_before_its_merge(tmp_path, gcs_emulator):
+    """The listing runs (its manifest is what the canonical step's checks compare with); both MERGEs refuse."""
+    from google.cloud import storage
+
     settings = Settings.from_env({"OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local"), **BIGQUERY_ENV})
-    result = run_canonical(settings, DagsterInstance.ephemeral())
+    write_export(settings.local_source_dir, [START], SMALL)
+    client = storage.Client(project=BIGQUERY_ENV["OPTIMIZELY_GCP_PROJECT"])
+    if client.lookup_bucket(BIGQUERY_ENV["OPTIMIZELY_GCS_BUCKET"]) is None:
+        client.create_bucket(BIGQUERY_ENV["OPTIMIZELY_GCS_BUCKET"])
+    result = run_stages(settings, DagsterInstance.ephemeral(), ("source_files", "canonical"))
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
     assert {e.step_key for e in failures} == {"decisions__canonical", "events__canonical"}

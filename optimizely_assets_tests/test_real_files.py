@@ -267,6 +267,44 @@ def test_a_day_rewritten_while_it_loads_fails_the_run_not_only_a_check(tmp_path)
     assert "decisions/raw_table" in materialized and "decisions/canonical" not in materialized
 
 
+def test_a_staged_file_that_lost_rows_fails_the_row_check_in_the_loads_own_step(tmp_path):
+    """The row check counts what the load wrote, not what the manifest promised: it fails, and blocks."""
+    from optimizely_assets.resources.staging import LocalStaging
+
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL)
+
+    class LosesRows(LocalStaging):
+        def put(self, key, stream, size, source_etag, source_key):
+            super().put(key, stream, size, source_etag, source_key)
+            table = pq.read_table(self._path(key))
+            pq.write_table(table.slice(0, table.num_rows - 1), self._path(key))
+
+    staging = LosesRows(root_dir=str(settings.local_staging_dir))
+    result = run_day(settings, START, DagsterInstance.ephemeral(), resources={"staging": staging})
+    assert not result.success
+    row_checks = {
+        e.asset_key.path[0]: e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "rows_match_source_footers"
+    }
+    assert not row_checks["decisions"].passed and not row_checks["events"].passed
+    row_check = row_checks["decisions"]
+    source_rows = row_check.metadata["source_rows"].value
+    assert row_check.metadata["raw_rows"].value < source_rows
+    # Evaluated inside the raw table's step, after its materialization; the MERGE never ran.
+    steps = {
+        e.step_key
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == "rows_match_source_footers"
+    }
+    assert steps == {"decisions__raw_table", "events__raw_table"}
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"decisions/raw_table", "events/raw_table"} <= materialized
+    assert not materialized & {"decisions/canonical", "events/canonical"}
+
+
 def test_a_table_left_by_the_previous_layout_is_named_not_loaded_into(tmp_path):
     import duckdb
 

@@ -5,11 +5,12 @@ Each check is evaluated in the step of the asset it checks, from what that step 
 - ``raw_table``: raw rows against the footers (counted by the load itself, in its transaction) and
   freshness; its blocking checks stop the MERGE of a day that does not match its source;
 - ``canonical``: every key present, no duplicate uuid, from one query after the MERGE.
-Run alone (the UI, the ``checks`` CLI), the same functions read the loaded day instead.
+Run alone (the UI, the ``checks`` CLI), the same functions read the loaded day, and drift lists the
+source again.
 """
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 
 from dagster import (
     AssetCheckResult,
@@ -110,11 +111,9 @@ def no_duplicates(export_type: ExportType, day: dt.date, found: CanonicalFinding
     )
 
 
-def drift(
-    export_type: ExportType, day: dt.date, added: Sequence[str], quarantined: Sequence[Mapping[str, str]]
-) -> AssetCheckResult:
-    """``quarantined``: ``{"key", "reason"}`` per file, as the manifest lists them."""
-    bad = [q["key"] for q in quarantined]
+def drift(export_type: ExportType, manifest: DayManifest) -> AssetCheckResult:
+    added = manifest.added_columns
+    bad = [q.key for q in manifest.quarantined]
     parts = [f"new columns {', '.join(added)}"] if added else []
     parts += [f"{len(bad)} file(s) quarantined: {', '.join(bad[:5])}"] if bad else []
     return AssetCheckResult(
@@ -122,10 +121,12 @@ def drift(
         check_name="schema_drift",
         passed=not parts,
         severity=AssetCheckSeverity.WARN,
-        description=f"{export_type.value} {day}: " + ("; ".join(parts) or "schema as expected"),
+        description=f"{export_type.value} {manifest.day}: " + ("; ".join(parts) or "schema as expected"),
         metadata={
-            "added_columns": MetadataValue.json(list(added)),
-            "quarantined": MetadataValue.json(list(quarantined)),
+            "added_columns": MetadataValue.json(added),
+            "quarantined": MetadataValue.json(
+                [{"key": q.key, "reason": q.reason} for q in manifest.quarantined]
+            ),
         },
     )
 

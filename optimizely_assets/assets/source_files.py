@@ -1,6 +1,6 @@
 from collections.abc import Iterator
 
-from dagster import AssetCheckResult, AssetExecutionContext, AssetRecordsFilter, MetadataValue, Output
+from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output
 
 from optimizely_assets.assets.checks import check_specs, drift, evaluate_selected
 from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
@@ -28,12 +28,6 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
         context: AssetExecutionContext, source: ExportSource, loader: LoaderConfig
     ) -> Iterator[Output[DayManifest] | AssetCheckResult]:
         day = partition_day(context.partition_key)
-        if key(export_type, SOURCE_FILES) not in context.selected_asset_keys:
-            # The check alone: what the day's listing recorded, not a new listing.
-            yield from evaluate_selected(
-                context, {"schema_drift": lambda: recorded_drift(context, export_type, day)}
-            )
-            return
         manifest = build_manifest(
             source,
             export_type,
@@ -54,9 +48,15 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
                 f"{export_type.value} {day}: files carry columns not in the known schema: "
                 f"{', '.join(manifest.added_columns)} (loaded where the warehouse allows field addition)"
             )
+        if key(export_type, SOURCE_FILES) in context.selected_asset_keys:
+            yield output(manifest)
+        # Run alone (the UI, the `checks` CLI), the check lists the day again: it needs only the
+        # source, not the instance or the IO manager of the run that loaded it.
+        yield from evaluate_selected(context, {"schema_drift": lambda: drift(export_type, manifest)})
+
+    def output(manifest: DayManifest) -> Output[DayManifest]:
         by_partition = manifest.rows_by_partition()
-        quarantined = [{"key": q.key, "reason": q.reason} for q in manifest.quarantined]
-        yield Output(
+        return Output(
             manifest,
             output_name=SOURCE_FILES,
             metadata={
@@ -68,32 +68,12 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
                 "success_marker_last_modified": (
                     manifest.success_last_modified.isoformat() if manifest.success_last_modified else "absent"
                 ),
-                "added_columns": MetadataValue.json(list(manifest.added_columns)),
-                "quarantined": MetadataValue.json(quarantined),
+                "added_columns": ", ".join(manifest.added_columns) or "none",
+                "quarantined_files": len(manifest.quarantined),
                 f"rows_by_{export_type.partition_column}": MetadataValue.md(
                     md_table((export_type.partition_column, "rows"), dict(sorted(by_partition.items())))
                 ),
             },
         )
-        yield from evaluate_selected(
-            context, {"schema_drift": lambda: drift(export_type, day, manifest.added_columns, quarantined)}
-        )
 
     return _source_files
-
-
-def recorded_drift(context: AssetExecutionContext, export_type: ExportType, day) -> AssetCheckResult:
-    """Drift as the day's last listing recorded it; a day never listed fails, naming the asset."""
-    asset_key = key(export_type, SOURCE_FILES)
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[context.partition_key]), limit=1
-    ).records
-    if not records:
-        return AssetCheckResult(
-            asset_key=asset_key,
-            check_name="schema_drift",
-            passed=False,
-            description=f"{asset_key.to_user_string()} {day} was never materialized: nothing to check",
-        )
-    meta = records[0].asset_materialization.metadata
-    return drift(export_type, day, meta["added_columns"].value, meta["quarantined"].value)
