@@ -38,6 +38,7 @@ from optimizely_assets.warehouse.history import LoadHistoryRow
 # Files per read_parquet statement: one statement over 10,000 files holds every file's metadata
 # and buffers at once; batches inside one transaction keep memory flat and the day atomic.
 FILES_PER_STATEMENT = 200
+ALIAS = "warehouse"  # the attached file's name inside each connection
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -51,6 +52,10 @@ class DuckDBWarehouse(Warehouse):
     memory_limit: str = Field(
         default="512MB", description="DuckDB memory_limit; sorts and joins spill to disk beyond it."
     )
+    row_group_size: int = Field(
+        default=16_384,
+        description="Rows per row group of the tables this warehouse writes (DuckDB's default is 122,880).",
+    )
     lock_timeout_seconds: float = 600.0
 
     kind: ClassVar[str] = "duckdb"
@@ -63,7 +68,7 @@ class DuckDBWarehouse(Warehouse):
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(self.path, read_only=read_only)
+                con = self._attach(read_only)
                 break
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc) or time.monotonic() > deadline:
@@ -77,6 +82,28 @@ class DuckDBWarehouse(Warehouse):
             yield con
         finally:
             con.close()
+
+    def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """The file attached to an in-memory host, to give it a row group size.
+
+        E3 rows are wide: at DuckDB's default a row group of a 1 KB-per-row day is ~120 MB, which
+        each writing thread holds outside ``memory_limit``, and a day's last, partial row group is
+        written at commit (WAL, then checkpoint) instead of during the insert. At 16,384 rows a
+        day's load and MERGE write their row groups as they go, in parallel: 3 days x 2 types of
+        200k rows take ~30% less wall time, and a 2 GB day's MERGE ~220 MB less memory
+        (``bench/``). ``ROW_GROUP_SIZE`` is an ATTACH option, documented with ATTACH.
+        """
+        con = duckdb.connect()
+        try:
+            options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {int(self.row_group_size)}"
+            con.execute(f"ATTACH {sql.text(self.path)} AS {ALIAS} ({options})")
+            con.execute(f"USE {ALIAS}")
+            # An in-memory host would spill to ./.tmp; spill beside the file, as DuckDB does for one.
+            con.execute(f"SET temp_directory = {sql.text(self.path + '.tmp')}")
+        except BaseException:
+            con.close()
+            raise
+        return con
 
     @contextmanager
     def transaction(self, ensure: ExportType | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -110,7 +137,8 @@ class DuckDBWarehouse(Warehouse):
         # literal rather than a bound parameter: binding one makes duckdb import pandas (~0.4 s).
         rows = con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() "
-            f"WHERE schema_name = 'main' AND table_name = {sql.text(table)} ORDER BY column_index"
+            f"WHERE database_name = '{ALIAS}' AND schema_name = 'main' AND table_name = {sql.text(table)} "
+            "ORDER BY column_index"
         ).fetchall()
         return {name: type_ for name, type_ in rows}
 
