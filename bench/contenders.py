@@ -7,7 +7,9 @@ row per uuid per type:
 - ``project``: this project's daily job, end to end (list, footers, stage, raw load, MERGE, checks),
   on a persistent Dagster instance configured by the repo's ``dagster.yaml``;
 - ``limit``: the minimal SQL job doing the same work, per day: replace the raw day from
-  ``read_parquet``, then insert the uuids canonical lacks;
+  ``read_parquet``, then insert the uuids canonical lacks, on DuckDB's defaults;
+- ``limit_rg``: the same SQL on a file attached with the project's row group size (shown beside
+  the limit: how much of the project's lead is that one storage setting);
 - ``dlt``: dlt's filesystem source into DuckDB, ``write_disposition="merge"`` on ``uuid``;
 - ``naive``: pandas reads each file and appends it, then a SQL dedup (the floor, not a goal).
 """
@@ -68,8 +70,17 @@ def project(export_dir: Path, work: Path, days: list[dt.date]) -> None:
                 raise SystemExit(f"project: {day} failed")
 
 
-def limit(export_dir: Path, work: Path, days: list[dt.date]) -> None:
-    with duckdb.connect(str(work / "limit.duckdb")) as con:
+def _limit_connection(path: Path, row_group_size: int | None) -> duckdb.DuckDBPyConnection:
+    if row_group_size is None:
+        return duckdb.connect(str(path))
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{path}' AS limit_db (ROW_GROUP_SIZE {row_group_size})")
+    con.execute("USE limit_db")
+    return con
+
+
+def limit(export_dir: Path, work: Path, days: list[dt.date], row_group_size: int | None = None) -> None:
+    with _limit_connection(work / "limit.duckdb", row_group_size) as con:
         con.execute("SET TimeZone = 'UTC'")
         for t in ExportType:
             files = _day_files(export_dir, t, days[0])
@@ -93,6 +104,11 @@ def limit(export_dir: Path, work: Path, days: list[dt.date]) -> None:
                     "QUALIFY row_number() OVER (PARTITION BY uuid ORDER BY process_timestamp) = 1"
                 )
                 con.execute("COMMIT")
+
+
+def limit_rg(export_dir: Path, work: Path, days: list[dt.date]) -> None:
+    # Passed by bench.peers from the warehouse's own default: importing it here would time Dagster's import.
+    limit(export_dir, work, days, int(os.environ["BENCH_ROW_GROUP_SIZE"]))
 
 
 def dlt_(export_dir: Path, work: Path, days: list[dt.date]) -> None:
@@ -142,7 +158,7 @@ def naive(export_dir: Path, work: Path, days: list[dt.date]) -> None:
             con.execute(f"CREATE TABLE {t.value} AS SELECT DISTINCT ON (uuid) * FROM {t.value}_raw")
 
 
-CONTENDERS = {"project": project, "limit": limit, "dlt": dlt_, "naive": naive}
+CONTENDERS = {"project": project, "limit": limit, "limit_rg": limit_rg, "dlt": dlt_, "naive": naive}
 
 
 def canonical_rows(name: str, work: Path) -> dict[str, tuple[int, int]]:
@@ -152,7 +168,8 @@ def canonical_rows(name: str, work: Path) -> dict[str, tuple[int, int]]:
     elif name == "dlt":
         path, tables = work / "dlt.duckdb", {t.value: f"e3.{t.value}" for t in ExportType}
     else:
-        path, tables = work / f"{name}.duckdb", {t.value: t.value for t in ExportType}
+        stem = "limit" if name.startswith("limit") else name
+        path, tables = work / f"{stem}.duckdb", {t.value: t.value for t in ExportType}
     with duckdb.connect(str(path), read_only=True) as con:
         return {
             k: con.execute(f"SELECT count(*), count(DISTINCT uuid) FROM {v}").fetchone()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
 import resource
 import shutil
 import statistics
@@ -20,8 +21,10 @@ from pathlib import Path
 
 from bench.contenders import canonical_rows
 from optimizely_assets.demo.synthetic import ExportSpec, date_range, write_export
+from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 
 START = dt.date(2024, 1, 1)
+ROW_GROUP_SIZE = DuckDBWarehouse.model_fields["row_group_size"].default
 
 
 def _child_cpu() -> float:
@@ -40,6 +43,7 @@ def _run(name: str, export_dir: Path, work: Path, days: list[dt.date]) -> tuple[
     subprocess.run(
         [sys.executable, "-m", "bench.contenders", name, str(export_dir), str(work), *map(str, days)],
         check=True,
+        env={**os.environ, "BENCH_ROW_GROUP_SIZE": str(ROW_GROUP_SIZE)},
     )
     return time.perf_counter() - t0, _child_cpu() - cpu0
 
@@ -49,7 +53,7 @@ def bench_peers(work: Path, days: int = 3, rows_per_type: int = 200_000, rounds:
     spec = ExportSpec(decisions_per_day=rows_per_type, events_per_day=rows_per_type)
     written = write_export(export_dir, date_range(START, days), spec)
     day_list = date_range(START, days)
-    names = ["project", "limit", "naive"] + (["dlt"] if importlib.util.find_spec("dlt") else [])
+    names = ["project", "limit", "limit_rg", "naive"] + (["dlt"] if importlib.util.find_spec("dlt") else [])
     times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     rows: dict[str, dict] = {}
     for r in range(rounds):
@@ -76,7 +80,7 @@ def report(r: dict) -> None:
     print(
         f"end to end, {r['rows']:,} rows in {r['days']} days x 2 types, median of {r['rounds']} interleaved rounds:"
     )
-    for name in ("project", "limit", "dlt", "naive"):
+    for name in ("project", "limit", "limit_rg", "dlt", "naive"):
         if name in r:
             ratio = (
                 ""
@@ -85,7 +89,7 @@ def report(r: dict) -> None:
                     f"   project = {r[f'vs_{name}']['wall']}x its speed (wall), {r[f'vs_{name}']['cpu']}x (CPU)"
                 )
             )
-            print(f"  {name:<8} {r[name]['wall_s']:7.2f} s wall {r[name]['cpu_s']:7.2f} s CPU{ratio}")
+            print(f"  {name:<9}{r[name]['wall_s']:7.2f} s wall {r[name]['cpu_s']:7.2f} s CPU{ratio}")
     print("  targets: >= 0.8x the limit, >= 1.0x dlt; rows per contender (rows, distinct uuids):")
     for name, counts in r["canonical"].items():
         print(f"    {name:<8} {counts}")
