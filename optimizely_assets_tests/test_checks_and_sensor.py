@@ -63,6 +63,27 @@ def test_checks_cli_passes_on_a_good_load_and_names_day_and_experiment_when_rows
     assert "2024-01-02" in failed["decisions/raw_table:rows_match_source_footers"]["description"]
 
 
+def test_a_uuid_copied_into_another_days_canonical_partition_fails_no_duplicates_on_both_days(loaded):
+    """The copy's uuid is not in the second day's raw rows: the check also reads canonical's own day."""
+    settings = loaded
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        (uuid,) = con.execute(
+            "SELECT uuid FROM decisions WHERE export_date = ? ORDER BY uuid LIMIT 1", [DAYS[0]]
+        ).fetchone()
+        con.execute(
+            "INSERT INTO decisions SELECT * REPLACE (CAST(? AS DATE) AS export_date) FROM decisions "
+            "WHERE uuid = ? AND export_date = ?",
+            [DAYS[1], uuid, DAYS[0]],
+        )
+        assert con.execute(
+            "SELECT count(*) FROM decisions_raw WHERE uuid = ? AND export_date = ?", [uuid, DAYS[1]]
+        ).fetchone() == (0,)
+    rows = cli.run_checks(settings, DAYS)
+    failed = {(r["day"], r["check"]): r["description"] for r in rows if not r["passed"]}
+    assert set(failed) == {(d.isoformat(), "decisions/canonical:no_duplicate_uuids") for d in DAYS}
+    assert all(uuid in text for text in failed.values())
+
+
 def test_freshness_check_fails_when_the_day_was_rewritten_after_the_load(loaded):
     settings = loaded
     marker = settings.local_source_dir / success_key(

@@ -148,22 +148,28 @@ def missing_from_canonical(export_type: ExportType, day: dt.date, window: tuple[
 
 def canonical_findings(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
     """One statement for the canonical checks: rows per key of the raw day (``raw``), uuids
-    canonical lacks per key (``missing``) and duplicated uuids (``duplicate``), as (kind, value, n)."""
+    canonical lacks per key (``missing``) and duplicated uuids (``duplicate``), as (kind, value, n).
+
+    The window is read once, for the uuids of the day (raw or canonical) only: both findings are
+    about those uuids, and a semi join on them keeps the window's other rows out (~2x faster).
+    """
     t = table_names(export_type)
     k, d = q(export_type.key_column), lit(day)
     return f"""
 WITH day_raw AS (SELECT uuid, {k} AS k FROM {t.raw} WHERE {EXPORT_DATE} = {d}),
-win AS (
-  SELECT uuid, {EXPORT_DATE} FROM {t.canonical}
+day_canonical AS (SELECT uuid FROM {t.canonical} WHERE {EXPORT_DATE} = {d}),
+hits AS MATERIALIZED (
+  SELECT uuid FROM {t.canonical}
   WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}
+    AND uuid IN (SELECT uuid FROM day_raw UNION SELECT uuid FROM day_canonical)
 ),
 dups AS (
-  SELECT uuid, count(*) AS n FROM win WHERE uuid IN (SELECT uuid FROM win WHERE {EXPORT_DATE} = {d})
+  SELECT uuid, count(*) AS n FROM hits WHERE uuid IN (SELECT uuid FROM day_canonical)
   GROUP BY uuid HAVING count(*) > 1 ORDER BY uuid LIMIT 20
 )
 SELECT 'raw' AS kind, k, count(*) FROM day_raw GROUP BY k
 UNION ALL
-SELECT 'missing', r.k, count(DISTINCT r.uuid) FROM day_raw AS r ANTI JOIN win AS c ON c.uuid = r.uuid
+SELECT 'missing', r.k, count(DISTINCT r.uuid) FROM day_raw AS r ANTI JOIN hits AS c ON c.uuid = r.uuid
 WHERE r.uuid IS NOT NULL GROUP BY r.k
 UNION ALL
 SELECT 'duplicate', uuid, n FROM dups
