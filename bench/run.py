@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {r['ingest_mb_per_s']} MB/s  = {r['ingest_vs_limit']}x limit, {r['ingest_vs_naive']}x naive (a floor)"
             )
             print(
-                f"  end to end (+ canonical MERGE {r['canonical_s']} s, checks {r['checks_s']} s, run overhead): "
+                f"  end to end (+ canonical MERGE + checks {r['canonical_s']} s, experiment analysis {r['analysis_s']} s, run overhead): "
                 f"{r['pipeline_s']} s  {r['pipeline_rows_per_s']:,} rows/s  {r['pipeline_mb_per_s']} MB/s"
                 f"  = {r['pipeline_vs_limit']}x limit, {r['pipeline_vs_naive']}x naive"
             )
