@@ -102,7 +102,7 @@ class DuckDBWarehouse(Warehouse):
             con.execute(f"SET temp_directory = {sql.text(self.path + '.tmp')}")
             if not read_only:
                 # A checkpoint rewrites the table's row-group metadata (0.4 s at 7 M rows), and
-                # closing checkpoints: the WAL (block pointers: ~5 KB a day) checkpoints at 16 MB.
+                # closing checkpoints: the WAL (block pointers, partial row groups) does at 16 MB.
                 con.execute("PRAGMA disable_checkpoint_on_shutdown")
         except BaseException:
             con.close()
