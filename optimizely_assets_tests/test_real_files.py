@@ -335,3 +335,35 @@ def test_a_local_directory_with_quotes_in_its_path_loads_exactly_its_rows(tmp_pa
     for export_type in ExportType:
         raw = query(settings, f"SELECT count(*) FROM {export_type.value}_raw")[0][0]
         assert raw == rows_of(written, export_type, START).rows
+
+
+def test_copies_in_different_files_and_row_groups_keep_the_earliest_processed_copy(tmp_path):
+    """A day of several row groups read in parallel without insertion order: the winner is still
+    the copy processed first, whichever file, thread or row group holds it."""
+    import datetime as dt
+
+    from optimizely_assets.loading.staging_copy import StagedFile
+    from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    rows = 3 * wh.row_group_size  # spans row groups in every file combination
+    base = partition_table(ExportType.EVENTS, "purchase", rows, START)
+    uuids = base.column("uuid")
+    late = pc.add(base.column("process_timestamp"), pa.scalar(dt.timedelta(hours=1)))
+    # The later copy comes first on disk, in another file: only the order decides.
+    copies = base.slice(0, 500).set_column(
+        base.column_names.index("process_timestamp"), "process_timestamp", late.slice(0, 500)
+    )
+    copies = copies.set_column(
+        base.column_names.index("user_ip"), "user_ip", pa.array(["late"] * 500, pa.string())
+    )
+    paths = []
+    for i, table in enumerate([copies, base.slice(0, rows // 2), base.slice(rows // 2)]):
+        paths.append(tmp_path / f"part-{i}.parquet")
+        write_parquet(table, paths[-1])
+    staged = [StagedFile(uri=str(p), source_uri=str(p), rows=0) for p in paths]
+    wh.load_raw_day(ExportType.EVENTS, START, staged, [])
+    stats = wh.merge_canonical(ExportType.EVENTS, START, 30)
+    assert stats.inserted == len(set(uuids.to_pylist())) == rows
+    with wh.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM events WHERE user_ip = 'late'").fetchone() == (0,)
