@@ -154,7 +154,8 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(sql.add_column(raw, f.name, sql.column_type(f)))
             con.execute(sql.delete_raw_day(export_type, day))
             # Raw rows have no order that matters (the MERGE orders copies by every column); without
-            # it DuckDB writes whole row groups from many small files. Reset: it is global.
+            # it DuckDB writes whole row groups from many small files. The setting dies with this
+            # connection's own in-memory host (see _attach): nothing else shares it.
             con.execute("SET preserve_insertion_order = false")
             for i in range(0, len(files), FILES_PER_STATEMENT):
                 batch = files[i : i + FILES_PER_STATEMENT]
@@ -166,7 +167,6 @@ class DuckDBWarehouse(Warehouse):
                     raise RuntimeError(
                         name_failed_files(f"loading {export_type.value} {day} failed", exc, batch)
                     ) from exc
-            con.execute("RESET preserve_insertion_order")
             # Counted inside the transaction: the figures describe exactly what it commits.
             counts = keyed_counts(con.execute(sql.key_counts(raw, export_type.key_column, day)).fetchall())
         return LoadResult(sum(counts.values()), tuple(f.name for f in new), key_rows=counts)
