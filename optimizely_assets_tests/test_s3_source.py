@@ -59,6 +59,7 @@ def test_footer_reads_are_ranged_not_full_downloads(moto_endpoint, s3_bucket, op
     assert fetched, "footers must be read with ranged GETs"
     assert manifest.rows == 60_000 and manifest.bytes > 1_000_000
     assert sum(fetched) < manifest.bytes / 10
+    assert len(fetched) == len(manifest.files)  # one ranged GET a file: the footer parsed from memory
 
 
 def test_credentials_are_refreshed_before_they_expire(moto_endpoint, s3_bucket, optimizely_api, export_dir):

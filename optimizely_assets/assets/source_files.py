@@ -35,7 +35,7 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
             require_success=loader.require_success,
             allow_missing_columns=loader.allow_missing_columns,
             quarantine_bad_files=loader.bad_files == "quarantine",
-            workers=loader.footer_workers,
+            workers=loader.footers_in_flight(source.remote),
         )
         if manifest.ignored:
             context.log.info(

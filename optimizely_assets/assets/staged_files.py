@@ -31,7 +31,11 @@ def build_staged_files_asset(export_type: ExportType, partitions_def, deployment
     ) -> Output[StagedDay]:
         assert manifest.day == partition_day(context.partition_key)
         staged = stage_day(
-            source, staging, manifest, workers=loader.copy_workers, attempts=loader.copy_attempts
+            source,
+            staging,
+            manifest,
+            workers=loader.copies_in_flight(source.remote, staging.remote),
+            attempts=loader.copy_attempts,
         )
         return Output(
             staged,
@@ -39,6 +43,7 @@ def build_staged_files_asset(export_type: ExportType, partitions_def, deployment
             metadata={
                 "files": len(staged.files),
                 "copied": staged.copied,
+                "hard_linked": staged.linked,
                 "skipped_identical": staged.skipped,
                 "deleted_stale": staged.deleted,
                 "bytes_copied": MetadataValue.int(staged.bytes_copied),

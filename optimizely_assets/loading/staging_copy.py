@@ -42,6 +42,7 @@ class StagedDay:
     skipped: int
     deleted: int
     bytes_copied: int
+    linked: int = 0  # of ``copied``: hard links to a local source, no bytes moved
 
 
 def stage_day(
@@ -65,12 +66,15 @@ def stage_day(
         )
     ]
 
-    def copy(key: str, size: int, etag: str, dest_key: str) -> int:
+    def copy(key: str, size: int, etag: str, dest_key: str) -> tuple[int, bool]:
         for attempt in range(1, attempts + 1):
             try:
+                path = source.local_path(key)
+                if path is not None and staging.link(dest_key, path, size):
+                    return 0, True
                 with source.open_stream(key) as stream:
                     staging.put(dest_key, stream, size, etag, key)
-                return size
+                return size, False
             except Exception as exc:  # noqa: BLE001 - retried, then re-raised with the file named
                 if attempt == attempts:
                     raise RuntimeError(
@@ -81,7 +85,7 @@ def stage_day(
         raise AssertionError("unreachable")
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        copied_bytes = sum(pool.map(lambda f: copy(f.key, f.size, f.etag, f.staged_name), todo))
+        done = list(pool.map(lambda f: copy(f.key, f.size, f.etag, f.staged_name), todo))
         # Quarantined files are kept outside the day's prefix, for inspection, never loaded.
         list(
             pool.map(
@@ -102,5 +106,6 @@ def stage_day(
         copied=len(todo),
         skipped=len(manifest.files) - len(todo),
         deleted=len(stale),
-        bytes_copied=copied_bytes,
+        bytes_copied=sum(n for n, _ in done),
+        linked=sum(linked for _, linked in done),
     )

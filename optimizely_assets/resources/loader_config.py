@@ -23,8 +23,16 @@ class LoaderConfig(ConfigurableResource):
             "'quarantine' is copied to staging's _quarantine/ and the rest of the day is loaded."
         ),
     )
-    footer_workers: int = Field(default=16, description="Parallel ranged footer reads.")
-    copy_workers: int = Field(default=8, description="Parallel streamed copies to staging.")
+    footer_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Parallel footer reads (one ranged GET each). Unset: 16 from S3, 1 from a local directory.",
+    )
+    copy_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Parallel streamed copies to staging. Unset: 8 when the source or staging is remote, else 1.",
+    )
     copy_attempts: int = Field(default=4, description="Attempts per file copy before the day fails.")
     dedup_horizon_days: int = Field(
         default=30,
@@ -45,3 +53,12 @@ class LoaderConfig(ConfigurableResource):
         default=36.0,
         description="The fresh_after_success check warns when a day is checked this long after its _SUCCESS.",
     )
+
+    # A remote store is latency-bound: many requests in flight. A local directory is CPU-bound in
+    # Python, where threads only contend for the GIL (2,000 local footers: 1.1 s on 1 thread,
+    # 1.3 s on 8, 1.65 s on 16).
+    def footers_in_flight(self, remote_source: bool) -> int:
+        return self.footer_workers or (16 if remote_source else 1)
+
+    def copies_in_flight(self, remote_source: bool, remote_staging: bool) -> int:
+        return self.copy_workers or (8 if remote_source or remote_staging else 1)

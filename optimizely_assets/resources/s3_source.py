@@ -14,7 +14,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from optimizely_assets.e3.layout import account_prefix
-from optimizely_assets.e3.parquet_footer import Footer, RangedReader, read_footer
+from optimizely_assets.e3.parquet_footer import Footer, read_footer
 from optimizely_assets.resources.optimizely_auth import OptimizelyCredentialsResource
 from optimizely_assets.resources.source import ExportSource, SourceObject
 
@@ -120,7 +120,7 @@ class S3ExportSource(ExportSource):
             )
             return r["Body"].read()
 
-        return read_footer(RangedReader(obj.size, fetch), self.uri(obj.key), value_columns)
+        return read_footer(obj.size, fetch, self.uri(obj.key), value_columns)
 
     @contextmanager
     def open_stream(self, key: str) -> Iterator[BinaryIO]:
