@@ -1,7 +1,7 @@
 """Files per day: one day of both types as ~1,000 small files per type vs ~10 larger ones, same rows.
 
 Each layout is loaded end to end by ``bench.one_day`` in a fresh process (interleaved, median of
-rounds), which reports its own peak RSS; the embedded warehouse keeps its 512 MB DuckDB limit.
+rounds), which reports its own peak RSS; the embedded warehouse keeps its DuckDB memory_limit.
 """
 
 from __future__ import annotations

@@ -47,10 +47,11 @@ def _fill_raw(wh: DuckDBWarehouse, first: dt.date, days: int, rows_per_day: int,
 
 
 def _canonical_rows_read(wh: DuckDBWarehouse, day: dt.date) -> int:
-    """Canonical rows the MERGE's target scan reads (DuckDB skips row groups outside the window)."""
+    """Canonical rows the MERGE's window probe reads (DuckDB skips row groups outside the window)."""
     columns = [f.name for f in SCHEMAS[T]]
     text = sql.merge_canonical(T, day, dedup_window(day, HORIZON), columns)
     with wh.transaction() as con:
+        con.execute(sql.day_uuids(T, day))
         con.execute("PRAGMA enable_profiling = 'json'")
         con.execute("SET profiling_output = ''")
         plan = con.execute("EXPLAIN ANALYZE " + text).fetchall()[0][1]

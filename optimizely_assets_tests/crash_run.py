@@ -27,6 +27,9 @@ def die() -> None:
 class CrashingStaging(LocalStaging):
     """Dies half-way through writing the third file."""
 
+    def link(self, key, path, size):
+        return False  # copy, so that put runs
+
     def put(self, key, stream, size, source_etag, source_key):
         count = int(os.environ.get("_CRASH_PUTS", "0")) + 1
         os.environ["_CRASH_PUTS"] = str(count)
@@ -69,7 +72,7 @@ def main(local_dir: str, day: str, point: str, instance_kind: str = "ephemeral")
     if point == "copy":
         resources["staging"] = CrashingStaging(root_dir=str(settings.local_staging_dir))
     elif point in ("load", "merge"):
-        trigger = "INSERT INTO decisions_raw" if point == "load" else "MERGE INTO decisions"
+        trigger = "INSERT INTO decisions_raw" if point == "load" else "INSERT INTO decisions ("
         resources["warehouse"] = CrashingWarehouse(path=str(settings.duckdb_path), trigger=trigger)
     instance = DagsterInstance.get() if instance_kind == "persistent" else DagsterInstance.ephemeral()
     result = run_day(settings, dt.date.fromisoformat(day), instance, resources=resources or None)

@@ -183,6 +183,7 @@ class DuckDBWarehouse(Warehouse):
             added = [c for c in raw_cols if c not in canon_cols and c != EXPORT_DATE]
             for c in added:
                 con.execute(sql.add_column(t.canonical, c, raw_cols[c]))
+            con.execute(sql.day_uuids(export_type, day))
             day_rows, unique, nulls = con.execute(sql.day_stats(export_type, day)).fetchone()
             columns = [c for c in raw_cols if c not in (EXPORT_DATE, EVENT_DATE)]
             (inserted,) = con.execute(sql.merge_canonical(export_type, day, window, columns)).fetchone()
@@ -243,6 +244,7 @@ class DuckDBWarehouse(Warehouse):
     ) -> tuple[DaySummary, CanonicalFindings]:
         window = dedup_window(day, horizon_days)
         with self.connect() as con:
+            con.execute(sql.checked_uuids(export_type, day))
             rows = con.execute(sql.canonical_findings(export_type, day, window)).fetchall()
         raw = keyed_counts((k, n) for kind, k, n in rows if kind == "raw")
         missing = keyed_counts((k, n) for kind, k, n in rows if kind == "missing")
@@ -264,6 +266,7 @@ class DuckDBWarehouse(Warehouse):
         window = dedup_window(day, horizon_days)
         t = table_names(export_type)
         queries = {
+            "day_uuids": sql.day_uuids(export_type, day),
             "day_stats": sql.day_stats(export_type, day),
             "merge_canonical": sql.merge_canonical(
                 export_type, day, window, [f.name for f in SCHEMAS[export_type]]
@@ -271,11 +274,19 @@ class DuckDBWarehouse(Warehouse):
             "raw_key_counts": sql.key_counts(t.raw, export_type.key_column, day),
             "duplicate_uuids": sql.duplicate_uuids(export_type, day, window),
             "missing_from_canonical": sql.missing_from_canonical(export_type, day, window),
+            "checked_uuids": sql.checked_uuids(export_type, day),
             "canonical_findings": sql.canonical_findings(export_type, day, window),
         }
-        with self.connect() as con:  # EXPLAIN of a MERGE needs a writable connection; nothing runs
-            for text in queries.values():
-                con.execute("EXPLAIN " + text)  # binds every name and type; nothing runs
+        with self.connect() as con:  # EXPLAIN of an INSERT needs a writable connection
+            con.execute("BEGIN TRANSACTION")
+            try:
+                # The later statements read the day's temp table: made empty, then rolled back.
+                con.execute(queries["day_uuids"] + " LIMIT 0")
+                con.execute(queries["checked_uuids"] + " LIMIT 0")
+                for text in queries.values():
+                    con.execute("EXPLAIN " + text)  # binds every name and type; nothing runs
+            finally:
+                con.execute("ROLLBACK")
         return [(name, None) for name in queries]
 
     def smoke_load(
