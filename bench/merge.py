@@ -7,7 +7,10 @@ Raw history is written in SQL (no files needed); the MERGE is the project's own
 - canonical partitions the window covers on BigQuery (export days, ``2H + 1``), beside the window
   the previous design derived from the rows' client timestamps (their min/max event date +- 1);
 - for day 1 / H+1 / 365, also the whole day's warehouse work: the raw load from the day's Parquet
-  file, the MERGE and the canonical checks' query.
+  files, the MERGE and the canonical checks' query, on two kinds of day: the history's own rows
+  (5 filled columns) and a generated E3 day (every column, attributes, in-day duplicates), whose
+  width is what a real day's load and MERGE move. The history stays narrow either way: the window
+  probe reads only ``uuid`` and ``export_date`` of it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import statistics
 import time
 from pathlib import Path
 
+from optimizely_assets.demo.synthetic import ExportSpec, write_export
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.e3.schemas import SCHEMAS
 from optimizely_assets.loading.staging_copy import StagedFile
@@ -93,21 +97,38 @@ def _timed_merge(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int)
     return statistics.median(times)
 
 
-def _timed_day(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int, work: Path) -> float:
-    """Raw load from the day's own file + MERGE + canonical checks' query, as a run does them."""
+def _narrow_day(wh: DuckDBWarehouse, day: dt.date, work: Path) -> list[StagedFile]:
+    """The day's history rows (5 filled columns) as one Parquet file."""
     file = work / f"day-{day}.parquet"
     with wh.connect() as con:
         con.execute(
             f"COPY (SELECT {COLUMNS} FROM decisions_raw WHERE export_date = {sql.lit(day)}) TO {sql.text(str(file))}"
         )
-    staged = [StagedFile(uri=str(file), source_uri=str(file), rows=expected)]
+    return [StagedFile(uri=str(file), source_uri=str(file), rows=0)]
+
+
+def _e3_day(day: dt.date, rows: int, work: Path) -> tuple[list[StagedFile], int]:
+    """A generated E3 decisions day of ``rows`` rows (new uuids); returns its files and distinct uuids."""
+    root = work / f"e3-{day}"
+    spec = ExportSpec(decisions_per_day=rows, cross_day_duplicates=0, seed=day.toordinal())
+    (written,) = write_export(root, [day], spec, types=[T])
+    files = [
+        StagedFile(uri=str(root / k), source_uri=str(root / k), rows=n) for k, n in written.files.items()
+    ]
+    return files, len(written.unique_uuids)
+
+
+def _timed_day(
+    wh: DuckDBWarehouse, day: dt.date, files: list[StagedFile], expected: int, repeats: int
+) -> float:
+    """Raw load from the day's files + MERGE + canonical checks' query, as a run does them."""
     times = []
     for _ in range(repeats):
         with wh.connect() as con:
             con.execute(f"DELETE FROM decisions WHERE export_date = {sql.lit(day)}")
             con.execute("CHECKPOINT")
         t = time.perf_counter()
-        wh.load_raw_day(T, day, staged, [])
+        wh.load_raw_day(T, day, files, [])
         stats = wh.merge_canonical(T, day, HORIZON)
         wh.canonical_findings(T, day, HORIZON)
         times.append(time.perf_counter() - t)
@@ -115,13 +136,11 @@ def _timed_day(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int, w
     return statistics.median(times)
 
 
-def case(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int, work: Path | None = None) -> dict:
+def case(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int) -> dict:
     seconds = _timed_merge(wh, day, expected, repeats)
     lo, hi = dedup_window(day, HORIZON)
-    whole = {"day_s": round(_timed_day(wh, day, expected, repeats, work), 3)} if work else {}
     return {
         "merge_s": round(seconds, 3),
-        **whole,
         "canonical_rows_read": _canonical_rows_read(wh, day),
         "bigquery_partitions_in_window": (hi - lo).days + 1,
         "previous_design_partitions": _old_window_days(wh, day),
@@ -167,32 +186,51 @@ def bench_history(work: Path, rows_per_day: int, days: int = 365, repeats: int =
 
     A day reads the canonical export days of its window, so its cost grows over the first H
     days and then stays flat however long the history: day N / day H+1 is the history effect.
+    Each day has its own warehouse (its history as MERGEs would have left it), so the three are
+    timed interleaved, round by round, on the same machine moments.
     """
-    wh = DuckDBWarehouse(path=str(work / "history.duckdb"))
-    wh.ensure_tables(T)
-    _fill_raw(wh, START, days, rows_per_day)
-
-    def fill_canonical(lo: dt.date, hi: dt.date) -> int:
+    full = START + dt.timedelta(days=HORIZON)
+    last = START + dt.timedelta(days=days - 1)
+    names = {"day1": START, f"day{HORIZON + 1}": full, f"day{days}": last}
+    e3_files, e3_uuids = _e3_day(START, rows_per_day, work)  # the same E3 day on every warehouse
+    warehouses: dict[str, DuckDBWarehouse] = {}
+    out: dict = {"rows_per_day": rows_per_day}
+    for name, day in names.items():
+        wh = warehouses[name] = DuckDBWarehouse(path=str(work / f"history-{name}.duckdb"))
+        wh.ensure_tables(T)
+        _fill_raw(wh, START, (day - START).days + 1, rows_per_day)
         with wh.connect() as con:  # history as MERGEs would have left it (uuids are unique)
             con.execute(
                 f"INSERT INTO decisions ({COLUMNS}, export_date, event_date) SELECT {COLUMNS}, export_date, "
                 'CAST(coalesce("timestamp", process_timestamp) AS DATE) FROM decisions_raw '
-                "WHERE export_date BETWEEN ? AND ?",
-                [lo, hi],
+                "WHERE export_date < ?",
+                [day],
             )
-            return con.execute("SELECT count(*) FROM decisions").fetchone()[0]
-
-    full = START + dt.timedelta(days=HORIZON)
-    last = START + dt.timedelta(days=days - 1)
-    out: dict = {"rows_per_day": rows_per_day, "day1": case(wh, START, rows_per_day, repeats, work)}
-    fill_canonical(START + dt.timedelta(days=1), full - dt.timedelta(days=1))
-    out[f"day{HORIZON + 1}"] = case(wh, full, rows_per_day, repeats, work)
-    out["canonical_rows_before_last_day"] = fill_canonical(
-        full + dt.timedelta(days=1), last - dt.timedelta(days=1)
-    )
-    out[f"day{days}"] = case(wh, last, rows_per_day, repeats, work)
+            if name == f"day{days}":
+                out["canonical_rows_before_last_day"] = con.execute(
+                    "SELECT count(*) FROM decisions"
+                ).fetchone()[0]
+    narrow = {name: _narrow_day(warehouses[name], day, work) for name, day in names.items()}
+    times: dict[str, dict[str, list[float]]] = {
+        n: {"merge_s": [], "day_s": [], "e3_day_s": []} for n in names
+    }
+    order = list(names)
+    for r in range(repeats):
+        for name in order[r % 3 :] + order[: r % 3]:
+            wh, day, t = warehouses[name], names[name], times[name]
+            t["day_s"].append(_timed_day(wh, day, narrow[name], rows_per_day, 1))
+            t["merge_s"].append(_timed_merge(wh, day, rows_per_day, 1))  # raw holds the narrow day
+            t["e3_day_s"].append(_timed_day(wh, day, e3_files, e3_uuids, 1))
+    for name, day in names.items():
+        lo, hi = dedup_window(day, HORIZON)
+        out[name] = {
+            **{k: round(statistics.median(v), 3) for k, v in times[name].items()},
+            "canonical_rows_read": _canonical_rows_read(warehouses[name], day),
+            "bigquery_partitions_in_window": (hi - lo).days + 1,
+        }
     out["ratio_vs_day1"] = round(out[f"day{days}"]["merge_s"] / out["day1"]["merge_s"], 2)
     out["day_ratio_vs_day1"] = round(out[f"day{days}"]["day_s"] / out["day1"]["day_s"], 2)
+    out["e3_day_ratio_vs_day1"] = round(out[f"day{days}"]["e3_day_s"] / out["day1"]["e3_day_s"], 2)
     out[f"ratio_vs_day{HORIZON + 1}"] = round(
         out[f"day{days}"]["merge_s"] / out[f"day{HORIZON + 1}"]["merge_s"], 2
     )
