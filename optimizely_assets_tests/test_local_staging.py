@@ -48,6 +48,13 @@ def test_one_filesystem_links_the_files_and_a_rewrite_is_staged_again(export_dir
     staged = staging.uri(newer.files[0].staged_name)
     assert os.stat(staged).st_ino == victim.stat().st_ino
 
+    # Rewritten in place (same inode, new mtime): staged again onto the link it already has;
+    # the rename of one link over another to the same file does nothing, and no temp is left.
+    victim.write_bytes(victim.read_bytes())
+    rewritten = stage_day(source, staging, build_manifest(source, ExportType.DECISIONS, START))
+    assert (rewritten.copied, rewritten.linked) == (1, 1)
+    assert not [p for p in (tmp_path / "staging").rglob(".tmp-*")]
+
 
 def test_another_filesystem_copies_the_bytes(tmp_path):
     shm = Path("/dev/shm")

@@ -130,9 +130,10 @@ class LocalStaging(Staging):
             if os.stat(tmp).st_size != size:
                 raise OSError(f"staged {os.stat(tmp).st_size} of {size} bytes for {key}")
             os.replace(tmp, dest)
-        except BaseException:
+        finally:
+            # Also after a rename that did nothing: POSIX leaves both names when they are links
+            # to one file already (a source rewritten in place, staged again).
             tmp.unlink(missing_ok=True)
-            raise
         return True
 
     def read(self, key: str) -> bytes:
