@@ -267,6 +267,46 @@ def test_a_day_rewritten_while_it_loads_fails_the_run_not_only_a_check(tmp_path)
     assert "decisions/raw_table" in materialized and "decisions/canonical" not in materialized
 
 
+def test_a_source_file_rewritten_in_place_after_it_was_linked_fails_the_run(tmp_path):
+    """A local source is staged by hard link, so a file rewritten in place (same inode, same row
+    count, other values) after staging reaches the load with its new bytes. The row check cannot
+    see it; the freshness check does (the file's mtime is its ETag) and blocks canonical."""
+    from optimizely_assets.resources.staging import LocalStaging
+
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL, types=[ExportType.DECISIONS])
+    rewritten: list[Path] = []
+
+    class RewrittenAfterLink(LocalStaging):
+        def link(self, key, path, size):
+            linked = super().link(key, path, size)
+            if linked and not rewritten:
+                inode = os.stat(path).st_ino
+                table = pq.read_table(path)
+                i = table.column_names.index("user_ip")
+                write_parquet(
+                    table.set_column(i, "user_ip", pa.array(["rewritten"] * table.num_rows)), Path(path)
+                )
+                assert os.stat(path).st_ino == inode  # in place: the staged link sees it
+                rewritten.append(Path(path))
+            return linked
+
+    staging = RewrittenAfterLink(root_dir=str(settings.local_staging_dir))
+    result = run_day(
+        settings,
+        START,
+        DagsterInstance.ephemeral(),
+        resources={"staging": staging, "loader": LoaderConfig(require_success=False)},
+    )
+    assert rewritten and not result.success
+    checks = checks_of(result)
+    assert checks["decisions/raw_table:rows_match_source_footers"] is True
+    assert checks["decisions/raw_table:fresh_after_success"] is False
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "decisions/canonical" not in materialized
+    assert query(settings, "SELECT count(*) FROM decisions_raw WHERE user_ip = 'rewritten'")[0][0] > 0
+
+
 def test_a_staged_file_that_lost_rows_fails_the_row_check_in_the_loads_own_step(tmp_path):
     """The row check counts what the load wrote, not what the manifest promised: it fails, and blocks."""
     from optimizely_assets.resources.staging import LocalStaging
