@@ -37,20 +37,22 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         context: AssetExecutionContext, manifest: DayManifest, warehouse: Warehouse, loader: LoaderConfig
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         day = partition_day(context.partition_key)
-        if key(export_type, CANONICAL) in context.selected_asset_keys:
-            yield merge(context, day, warehouse, loader)
-        if context.selected_asset_check_keys:
+        with warehouse.session() as wh:  # the MERGE and the checks on one connection (DuckDB)
+            if key(export_type, CANONICAL) in context.selected_asset_keys:
+                yield merge(context, day, wh, loader)
+            if not context.selected_asset_check_keys:
+                return
             # After the MERGE's commit: the checks read what any reader of the table now sees.
-            raw, found = warehouse.canonical_findings(export_type, day, loader.dedup_horizon_days)
-            yield from evaluate_selected(
-                context,
-                {
-                    f"every_source_{export_type.partition_column}_in_warehouse": lambda: all_present(
-                        export_type, day, manifest, raw, found
-                    ),
-                    "no_duplicate_uuids": lambda: no_duplicates(export_type, day, found),
-                },
-            )
+            raw, found = wh.canonical_findings(export_type, day, loader.dedup_horizon_days)
+        yield from evaluate_selected(
+            context,
+            {
+                f"every_source_{export_type.partition_column}_in_warehouse": lambda: all_present(
+                    export_type, day, manifest, raw, found
+                ),
+                "no_duplicate_uuids": lambda: no_duplicates(export_type, day, found),
+            },
+        )
 
     def merge(
         context: AssetExecutionContext, day, warehouse: Warehouse, loader: LoaderConfig

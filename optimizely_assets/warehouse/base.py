@@ -18,6 +18,8 @@ It is symmetric so that loading days out of order (backfills, re-runs) finds lat
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -188,6 +190,12 @@ class Warehouse(ConfigurableResource):
     kind: ClassVar[str]
     # True when the backend itself never runs two MERGEs into one table side by side.
     merges_serialised_by_backend: ClassVar[bool]
+
+    @contextmanager
+    def session(self) -> Iterator[Warehouse]:
+        """This warehouse for consecutive calls of one step; a backend may share work between them
+        (DuckDB: one connection). Here: itself."""
+        yield self
 
     def ensure_tables(self, export_type: ExportType) -> None:
         raise NotImplementedError

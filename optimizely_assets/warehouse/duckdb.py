@@ -12,11 +12,11 @@ from typing import ClassVar
 
 import duckdb
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from optimizely_assets.e3.layout import ExportType
-from optimizely_assets.e3.schemas import SCHEMAS
 from optimizely_assets.loading.staging_copy import StagedFile
+from optimizely_assets.warehouse import duckdb_preflight as preflight
 from optimizely_assets.warehouse import duckdb_sql as sql
 from optimizely_assets.warehouse import history as load_history
 from optimizely_assets.warehouse.base import (
@@ -35,9 +35,8 @@ from optimizely_assets.warehouse.base import (
 )
 from optimizely_assets.warehouse.history import LoadHistoryRow
 
-# Files per read_parquet statement: one over 10,000 files holds every file's metadata at once;
-# batches in one transaction keep memory flat and the day atomic. Each statement binds its files
-# and leaves partial row groups: 1,000 small files load ~45% faster in one than in five.
+# Files per read_parquet statement: one over 10,000 files holds all their metadata; batches in one
+# transaction keep memory flat and the day atomic. 1,000 small files load ~45% faster in one than five.
 FILES_PER_STATEMENT = 1_000
 ALIAS = "warehouse"  # the attached file's name inside each connection
 
@@ -55,14 +54,34 @@ class DuckDBWarehouse(Warehouse):
         default=16_384,
         description="Rows per row group of the tables this warehouse writes (DuckDB's default is 122,880).",
     )
+    storage_version: str | None = Field(
+        default="v1.4.0",  # the `duckdb` dependency's floor: every DuckDB the project supports reads it
+        description="STORAGE_VERSION of a file this warehouse creates (None: DuckDB's default, v1.0.0).",
+    )
     lock_timeout_seconds: float = 600.0
+    _session: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
 
     kind: ClassVar[str] = "duckdb"
     # DuckDB lets one process open the file for writing; the others wait in `connect`.
     merges_serialised_by_backend: ClassVar[bool] = True
 
     @contextmanager
+    def session(self) -> Iterator[DuckDBWarehouse]:
+        """A copy whose calls share one connection (holding the file's lock): the file is attached
+        and its WAL replayed once, and the checks find in DuckDB's buffers what the MERGE read."""
+        if self._session is not None:
+            yield self
+            return
+        with self.connect() as con:
+            bound = self.model_copy()
+            bound._session = con
+            yield bound
+
+    @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._session is not None:  # it reads too; a second attach would wait for its lock
+            yield self._session
+            return
         deadline = time.monotonic() + self.lock_timeout_seconds
         delay = 0.05
         while True:
@@ -88,17 +107,24 @@ class DuckDBWarehouse(Warehouse):
         E3 rows are wide: at DuckDB's default (122,880) a row group of a 1 KB-per-row day is ~120 MB
         held per writing thread outside ``memory_limit``, and a day's last one is written at commit.
         At 16,384 rows the load and the MERGE write row groups as they go, in parallel (``bench/``).
+
+        A new file gets ``storage_version``: on DuckDB's default (v1.0.0) each checkpoint rewrites
+        every row group's metadata, so a day's cost grew with the history (``bench/merge.py``).
+        Only at creation: ATTACH with a newer version upgrades an existing file for good, which
+        would lock out a user's older DuckDB without asking.
         """
         con = duckdb.connect()
         try:
-            options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {int(self.row_group_size)}"
-            con.execute(f"ATTACH {sql.text(self.path)} AS {ALIAS} ({options})")
+            options = ["READ_ONLY"] if read_only else [f"ROW_GROUP_SIZE {int(self.row_group_size)}"]
+            if not read_only and self.storage_version and not Path(self.path).exists():
+                options.append(f"STORAGE_VERSION {sql.text(self.storage_version)}")
+            con.execute(f"ATTACH {sql.text(self.path)} AS {ALIAS} ({', '.join(options)})")
             con.execute(f"USE {ALIAS}")
             # An in-memory host would spill to ./.tmp; spill beside the file, as DuckDB does for one.
             con.execute(f"SET temp_directory = {sql.text(self.path + '.tmp')}")
             if not read_only:
-                # A checkpoint rewrites the table's row-group metadata (0.4 s at 7 M rows): once the
-                # WAL (block pointers, partial row groups) passes 1 MB, not on every close.
+                # Checkpoint once the WAL (block pointers, partial row groups) passes 1 MB, not on
+                # every close: each one costs ~0.2 s on a day's tables.
                 con.execute("PRAGMA disable_checkpoint_on_shutdown")
                 con.execute("SET checkpoint_threshold = '1MB'")
         except BaseException:
@@ -154,8 +180,7 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(sql.add_column(raw, f.name, sql.column_type(f)))
             con.execute(sql.delete_raw_day(export_type, day))
             # Raw rows have no order that matters (the MERGE orders copies by every column); without
-            # it DuckDB writes whole row groups from many small files. The setting dies with this
-            # connection's own in-memory host (see _attach): nothing else shares it.
+            # it DuckDB writes whole row groups from many small files.
             con.execute("SET preserve_insertion_order = false")
             for i in range(0, len(files), FILES_PER_STATEMENT):
                 batch = files[i : i + FILES_PER_STATEMENT]
@@ -169,6 +194,7 @@ class DuckDBWarehouse(Warehouse):
                     ) from exc
             # Counted inside the transaction: the figures describe exactly what it commits.
             counts = keyed_counts(con.execute(sql.key_counts(raw, export_type.key_column, day)).fetchall())
+            con.execute("RESET preserve_insertion_order")  # a session's connection outlives the load
         return LoadResult(sum(counts.values()), tuple(f.name for f in new), key_rows=counts)
 
     def merge_canonical(
@@ -263,48 +289,11 @@ class DuckDBWarehouse(Warehouse):
     def dry_run(
         self, export_type: ExportType, day: dt.date, horizon_days: int
     ) -> list[tuple[str, int | None]]:
-        window = dedup_window(day, horizon_days)
-        t = table_names(export_type)
-        queries = {
-            "day_uuids": sql.day_uuids(export_type, day),
-            "day_stats": sql.day_stats(export_type, day),
-            "merge_canonical": sql.merge_canonical(
-                export_type, day, window, [f.name for f in SCHEMAS[export_type]]
-            ),
-            "raw_key_counts": sql.key_counts(t.raw, export_type.key_column, day),
-            "duplicate_uuids": sql.duplicate_uuids(export_type, day, window),
-            "missing_from_canonical": sql.missing_from_canonical(export_type, day, window),
-            "checked_uuids": sql.checked_uuids(export_type, day),
-            "canonical_findings": sql.canonical_findings(export_type, day, window),
-        }
         with self.connect() as con:  # EXPLAIN of an INSERT needs a writable connection
-            con.execute("BEGIN TRANSACTION")
-            try:
-                # The later statements read the day's temp table: made empty, then rolled back.
-                con.execute(queries["day_uuids"] + " LIMIT 0")
-                con.execute(queries["checked_uuids"] + " LIMIT 0")
-                for text in queries.values():
-                    con.execute("EXPLAIN " + text)  # binds every name and type; nothing runs
-            finally:
-                con.execute("ROLLBACK")
-        return [(name, None) for name in queries]
+            return preflight.dry_run(con, export_type, day, dedup_window(day, horizon_days))
 
     def smoke_load(
         self, export_type: ExportType, day: dt.date, file: StagedFile
     ) -> tuple[int, dict[str, str]]:
-        raw = table_names(export_type).raw
         with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"CREATE TEMP TABLE _preflight AS SELECT * FROM {raw} LIMIT 0")
-                con.execute(sql.insert_raw_files(export_type, day, [file.uri], "_preflight"))
-                (rows,) = con.execute("SELECT count(*) FROM _preflight").fetchone()
-                types = dict(
-                    con.execute(
-                        "SELECT column_name, data_type FROM information_schema.columns "
-                        "WHERE table_name = '_preflight' AND column_name IN ('timestamp', 'process_timestamp')"
-                    ).fetchall()
-                )
-            finally:
-                con.execute("ROLLBACK")
-        return int(rows), types
+            return preflight.smoke_load(con, export_type, day, file.uri)

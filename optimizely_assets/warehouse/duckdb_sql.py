@@ -207,3 +207,18 @@ WHERE r.uuid IS NOT NULL GROUP BY r.k
 UNION ALL
 SELECT 'duplicate', uuid, n FROM dups
 """
+
+
+def dry_run_queries(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> dict[str, str]:
+    """Every statement a day runs, by name, for ``EXPLAIN`` (the temp tables' first)."""
+    t = table_names(export_type)
+    return {
+        "day_uuids": day_uuids(export_type, day),
+        "day_stats": day_stats(export_type, day),
+        "merge_canonical": merge_canonical(export_type, day, window, [f.name for f in SCHEMAS[export_type]]),
+        "raw_key_counts": key_counts(t.raw, export_type.key_column, day),
+        "duplicate_uuids": duplicate_uuids(export_type, day, window),
+        "missing_from_canonical": missing_from_canonical(export_type, day, window),
+        "checked_uuids": checked_uuids(export_type, day),
+        "canonical_findings": canonical_findings(export_type, day, window),
+    }

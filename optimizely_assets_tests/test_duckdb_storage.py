@@ -1,0 +1,109 @@
+"""The embedded warehouse's file: its storage version, and a step's session on one connection."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from optimizely_assets.demo.synthetic import ExportSpec, write_export
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.staging_copy import StagedFile
+from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+from optimizely_assets_tests.conftest import START
+
+T = ExportType.DECISIONS
+
+
+def storage_version(wh: DuckDBWarehouse) -> str:
+    with wh.connect(read_only=True) as con:
+        (tags,) = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'warehouse'").fetchone()
+    return tags["storage_version"]
+
+
+def test_a_new_file_gets_the_storage_version_and_an_existing_file_keeps_its_own(tmp_path):
+    new = DuckDBWarehouse(path=str(tmp_path / "new.duckdb"))
+    new.ensure_tables(T)
+    assert storage_version(new) == new.storage_version + "+"
+
+    old = tmp_path / "old.duckdb"  # written by a plain DuckDB, on its default version
+    with duckdb.connect(str(old)) as con:
+        con.execute("CREATE TABLE kept (a INTEGER)")
+    default = DuckDBWarehouse(path=str(tmp_path / "default.duckdb"), storage_version=None)
+    default.ensure_tables(T)
+    before = storage_version(default)
+    assert before != storage_version(new)
+
+    existing = DuckDBWarehouse(path=str(old))
+    existing.ensure_tables(T)
+    with existing.connect() as con:
+        con.execute("CHECKPOINT")
+    assert storage_version(existing) == before  # not upgraded behind the user's back
+
+
+def load_a_day(tmp_path: Path, wh: DuckDBWarehouse) -> int:
+    root = tmp_path / "source"
+    (written,) = write_export(root, [START], ExportSpec(decisions_per_day=2_000), types=[T])
+    files = [StagedFile(uri=str(root / k), source_uri=str(root / k), rows=n) for k, n in written.files.items()]
+    wh.load_raw_day(T, START, files, [])
+    return len(written.unique_uuids)
+
+
+def test_a_session_attaches_the_file_once_for_the_merge_and_the_checks(tmp_path, monkeypatch):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    uuids = load_a_day(tmp_path, wh)
+    attaches = []
+    attach = DuckDBWarehouse._attach
+    monkeypatch.setattr(DuckDBWarehouse, "_attach", lambda self, ro: attaches.append(ro) or attach(self, ro))
+
+    with wh.session() as step:
+        stats = step.merge_canonical(T, START, 30)
+        summary, found = step.canonical_findings(T, START, 30)
+    assert len(attaches) == 1
+    assert stats.inserted == uuids and summary.rows == stats.day_rows
+    assert found.missing == {} and found.duplicates == []
+
+    # The same calls outside a session: one attach each, the same findings.
+    attaches.clear()
+    assert wh.canonical_findings(T, START, 30) == (summary, found)
+    assert wh.merge_canonical(T, START, 30).inserted == 0
+    assert len(attaches) == 2
+
+
+def test_a_load_in_a_session_leaves_the_connection_as_it_found_it(tmp_path):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    with wh.session() as step:
+        load_a_day(tmp_path, step)
+        with step.connect() as con:
+            (setting,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+    assert setting is True  # the MERGE after it inserts in the order it selects
+
+
+LOCKED_WRITE = """
+import sys, duckdb
+try:
+    con = duckdb.connect(sys.argv[1])
+    con.execute("CREATE TABLE IF NOT EXISTS probe (a INTEGER)")
+except duckdb.IOException as exc:
+    sys.exit(3 if "lock" in str(exc).lower() else 1)
+"""
+
+
+def another_process_can_write(path: str) -> bool:
+    result = subprocess.run([sys.executable, "-c", LOCKED_WRITE, path], capture_output=True, timeout=60)
+    assert result.returncode in (0, 3), result.stderr
+    return result.returncode == 0
+
+
+def test_a_failed_step_releases_the_file_for_other_processes(tmp_path):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    load_a_day(tmp_path, wh)
+    with pytest.raises(RuntimeError, match="the step failed"):
+        with wh.session() as step:
+            step.merge_canonical(T, START, 30)
+            assert not another_process_can_write(wh.path)  # the session holds the file
+            raise RuntimeError("the step failed")
+    assert another_process_can_write(wh.path)
