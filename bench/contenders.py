@@ -8,8 +8,8 @@ row per uuid per type:
   on a persistent Dagster instance configured by the repo's ``dagster.yaml``;
 - ``limit``: the minimal SQL job doing the same work, per day: replace the raw day from
   ``read_parquet``, then insert the uuids canonical lacks, on DuckDB's defaults;
-- ``limit_rg``: the same SQL on a file attached with the project's row group size (shown beside
-  the limit: how much of the project's lead is that one storage setting);
+- ``limit_rg``: the same SQL on a file attached with the project's storage settings (row group
+  size, storage version; shown beside the limit: how much of the project's lead is those settings);
 - ``dlt``: dlt's filesystem source into DuckDB, ``write_disposition="merge"`` on ``uuid``;
 - ``naive``: pandas reads each file and appends it, then a SQL dedup (the floor, not a goal).
 """
@@ -70,17 +70,26 @@ def project(export_dir: Path, work: Path, days: list[dt.date]) -> None:
                 raise SystemExit(f"project: {day} failed")
 
 
-def _limit_connection(path: Path, row_group_size: int | None) -> duckdb.DuckDBPyConnection:
+def _limit_connection(
+    path: Path, row_group_size: int | None, storage_version: str | None
+) -> duckdb.DuckDBPyConnection:
     if row_group_size is None:
         return duckdb.connect(str(path))
     con = duckdb.connect()
-    con.execute(f"ATTACH '{path}' AS limit_db (ROW_GROUP_SIZE {row_group_size})")
+    version = f", STORAGE_VERSION '{storage_version}'" if storage_version else ""
+    con.execute(f"ATTACH '{path}' AS limit_db (ROW_GROUP_SIZE {row_group_size}{version})")
     con.execute("USE limit_db")
     return con
 
 
-def limit(export_dir: Path, work: Path, days: list[dt.date], row_group_size: int | None = None) -> None:
-    with _limit_connection(work / "limit.duckdb", row_group_size) as con:
+def limit(
+    export_dir: Path,
+    work: Path,
+    days: list[dt.date],
+    row_group_size: int | None = None,
+    storage_version: str | None = None,
+) -> None:
+    with _limit_connection(work / "limit.duckdb", row_group_size, storage_version) as con:
         con.execute("SET TimeZone = 'UTC'")
         for t in ExportType:
             files = _day_files(export_dir, t, days[0])
@@ -107,8 +116,15 @@ def limit(export_dir: Path, work: Path, days: list[dt.date], row_group_size: int
 
 
 def limit_rg(export_dir: Path, work: Path, days: list[dt.date]) -> None:
-    # Passed by bench.peers from the warehouse's own default: importing it here would time Dagster's import.
-    limit(export_dir, work, days, int(os.environ["BENCH_ROW_GROUP_SIZE"]))
+    # The warehouse's own storage settings, passed by bench.peers: importing them here would time
+    # Dagster's import.
+    limit(
+        export_dir,
+        work,
+        days,
+        int(os.environ["BENCH_ROW_GROUP_SIZE"]),
+        os.environ["BENCH_STORAGE_VERSION"] or None,
+    )
 
 
 def dlt_(export_dir: Path, work: Path, days: list[dt.date]) -> None:

@@ -25,6 +25,7 @@ from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 
 START = dt.date(2024, 1, 1)
 ROW_GROUP_SIZE = DuckDBWarehouse.model_fields["row_group_size"].default
+STORAGE_VERSION = DuckDBWarehouse.model_fields["storage_version"].default
 
 
 def _child_cpu() -> float:
@@ -43,7 +44,11 @@ def _run(name: str, export_dir: Path, work: Path, days: list[dt.date]) -> tuple[
     subprocess.run(
         [sys.executable, "-m", "bench.contenders", name, str(export_dir), str(work), *map(str, days)],
         check=True,
-        env={**os.environ, "BENCH_ROW_GROUP_SIZE": str(ROW_GROUP_SIZE)},
+        env={
+            **os.environ,
+            "BENCH_ROW_GROUP_SIZE": str(ROW_GROUP_SIZE),
+            "BENCH_STORAGE_VERSION": STORAGE_VERSION or "",
+        },
     )
     return time.perf_counter() - t0, _child_cpu() - cpu0
 
