@@ -160,12 +160,11 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-        # duckdb_columns() rather than information_schema (a view over it, ~10x slower), and a
-        # literal rather than a bound parameter: binding one makes duckdb import pandas (~0.4 s).
+        # pragma_table_info of the one table: duckdb_columns() builds every column of the catalog
+        # first (10.5 ms vs 0.5 ms on a new connection, 2-4 calls a step). A literal, not a bound
+        # parameter: binding one makes duckdb import pandas (~0.4 s).
         rows = con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() "
-            f"WHERE database_name = '{ALIAS}' AND schema_name = 'main' AND table_name = {sql.text(table)} "
-            "ORDER BY column_index"
+            f"SELECT name, type FROM pragma_table_info({sql.text(f'{ALIAS}.main.{table}')}) ORDER BY cid"
         ).fetchall()
         return {name: type_ for name, type_ in rows}
 
