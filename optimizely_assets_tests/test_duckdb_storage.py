@@ -1,4 +1,5 @@
-"""The embedded warehouse's file: its storage version, and a step's session on one connection."""
+"""The embedded warehouse's file: its storage version, a step's session on one connection, and how
+files map to its columns."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from optimizely_assets.demo.synthetic import ExportSpec, write_export
 from optimizely_assets.e3.layout import ExportType
-from optimizely_assets.loading.staging_copy import StagedFile
+from optimizely_assets.loading.staging_copy import StagedFile, same_columns
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 from optimizely_assets_tests.conftest import START
 
@@ -20,7 +23,9 @@ T = ExportType.DECISIONS
 
 def storage_version(wh: DuckDBWarehouse) -> str:
     with wh.connect(read_only=True) as con:
-        (tags,) = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'warehouse'").fetchone()
+        (tags,) = con.execute(
+            "SELECT tags FROM duckdb_databases() WHERE database_name = 'warehouse'"
+        ).fetchone()
     return tags["storage_version"]
 
 
@@ -47,7 +52,9 @@ def test_a_new_file_gets_the_storage_version_and_an_existing_file_keeps_its_own(
 def load_a_day(tmp_path: Path, wh: DuckDBWarehouse) -> int:
     root = tmp_path / "source"
     (written,) = write_export(root, [START], ExportSpec(decisions_per_day=2_000), types=[T])
-    files = [StagedFile(uri=str(root / k), source_uri=str(root / k), rows=n) for k, n in written.files.items()]
+    files = [
+        StagedFile(uri=str(root / k), source_uri=str(root / k), rows=n) for k, n in written.files.items()
+    ]
     wh.load_raw_day(T, START, files, [])
     return len(written.unique_uuids)
 
@@ -107,3 +114,54 @@ def test_a_failed_step_releases_the_file_for_other_processes(tmp_path):
             assert not another_process_can_write(wh.path)  # the session holds the file
             raise RuntimeError("the step failed")
     assert another_process_can_write(wh.path)
+
+
+def staged_files(root: Path, keys: list[str]) -> list[StagedFile]:
+    return [
+        StagedFile(
+            str(root / k),
+            str(root / k),
+            pq.read_metadata(root / k).num_rows,
+            tuple(pq.read_schema(root / k).names),
+        )
+        for k in keys
+    ]
+
+
+def raw_values(wh: DuckDBWarehouse, column: str) -> dict[str, object]:
+    with wh.connect(read_only=True) as con:
+        return dict(
+            con.execute(f"SELECT uuid, {column} FROM decisions_raw WHERE export_date = ?", [START]).fetchall()
+        )
+
+
+def test_files_load_by_column_name_whatever_their_column_order_or_a_column_the_first_lacks(tmp_path):
+    root = tmp_path / "source"
+    (written,) = write_export(
+        root, [START], ExportSpec(decisions_per_day=3_000, files_per_day=3, duplicate_rate=0.0), types=[T]
+    )
+    keys = sorted(written.files)
+    source = pa.concat_tables(pq.read_table(root / k) for k in keys)
+    expected = dict(zip(source["uuid"].to_pylist(), source["user_agent"].to_pylist(), strict=True))
+
+    # Every file's columns in reverse order, alike: the load skips union_by_name, matches by name.
+    for k in keys:
+        table = pq.read_table(root / k)
+        pq.write_table(table.select(table.column_names[::-1]), root / k)
+    files = staged_files(root, keys)
+    assert same_columns(files)
+    reordered = DuckDBWarehouse(path=str(tmp_path / "reordered.duckdb"))
+    reordered.load_raw_day(T, START, files, [])
+    assert raw_values(reordered, "user_agent") == expected
+
+    # The first file lacks a nullable column the others have. Without union_by_name DuckDB takes
+    # the first file's columns and drops that column of every other file, without an error.
+    first = pq.read_table(root / keys[0])
+    pq.write_table(first.drop_columns(["user_agent"]), root / keys[0])
+    files = staged_files(root, keys)
+    assert not same_columns(files)
+    lacking = DuckDBWarehouse(path=str(tmp_path / "lacking.duckdb"))
+    lacking.load_raw_day(T, START, files, [])
+    loaded = raw_values(lacking, "user_agent")
+    assert loaded == {u: None if u in set(first["uuid"].to_pylist()) else v for u, v in expected.items()}
+    assert sum(v is not None for v in loaded.values()) == source.num_rows - first.num_rows > 0

@@ -38,6 +38,7 @@ class ManifestFile:
     key_value: str | None = None  # the file's experiment_id / event_name (footer statistics)
     key_value_known: bool = False  # False: statistics absent or several values in the file
     added_fields: tuple[pa.Field, ...] = ()  # columns beyond the known schema, with their types
+    columns: tuple[str, ...] = ()  # the file's column names in its order (footer); () if unknown
 
     @property
     def added_columns(self) -> tuple[str, ...]:
@@ -147,6 +148,8 @@ def build_manifest(
             "safely; nothing was staged or loaded:\n" + "\n".join(f"  {u}" for u in unmappable)
         )
 
+    column_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
+
     def inspect(obj: SourceObject) -> ManifestFile | QuarantinedFile:
         try:
             return check_file(obj)
@@ -178,6 +181,8 @@ def build_manifest(
             key_value=None if value is UNKNOWN else value,  # type: ignore[arg-type]
             key_value_known=value is not UNKNOWN,
             added_fields=tuple(footer.schema.field(n) for n in drift["added"]),
+            # One shared tuple per column list: a stored manifest of 10,000 files pickles it once.
+            columns=column_lists.setdefault(tuple(footer.schema.names), tuple(footer.schema.names)),
         )
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -31,6 +31,12 @@ class StagedFile:
     uri: str  # the staged object, under a name no loader can misread (layout.staged_name)
     source_uri: str  # the Optimizely object it was copied from: errors name both
     rows: int
+    columns: tuple[str, ...] = ()  # the file's column names in order (its footer); () if unknown
+
+
+def same_columns(files: list[StagedFile]) -> bool:
+    """Every file has the same known column names in the same order."""
+    return bool(files) and files[0].columns != () and all(f.columns == files[0].columns for f in files)
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,8 @@ def stage_day(
     staging.commit_day(prefix, {f.staged_name: (f.etag, f.key) for f in manifest.files})
     return StagedDay(
         files=tuple(
-            StagedFile(staging.uri(f.staged_name), source.uri(f.key), f.rows) for f in manifest.files
+            StagedFile(staging.uri(f.staged_name), source.uri(f.key), f.rows, f.columns)
+            for f in manifest.files
         ),
         day_uri=staging.uri(prefix),
         added_fields=tuple(manifest.added_fields),

@@ -15,7 +15,7 @@ import pyarrow as pa
 from pydantic import Field, PrivateAttr
 
 from optimizely_assets.e3.layout import ExportType
-from optimizely_assets.loading.staging_copy import StagedFile
+from optimizely_assets.loading.staging_copy import StagedFile, same_columns
 from optimizely_assets.warehouse import duckdb_preflight as preflight
 from optimizely_assets.warehouse import duckdb_sql as sql
 from optimizely_assets.warehouse import history as load_history
@@ -183,9 +183,10 @@ class DuckDBWarehouse(Warehouse):
             con.execute("SET preserve_insertion_order = false")
             for i in range(0, len(files), FILES_PER_STATEMENT):
                 batch = files[i : i + FILES_PER_STATEMENT]
+                uris = [Path(f.uri).as_posix() for f in batch]
                 try:
                     con.execute(
-                        sql.insert_raw_files(export_type, day, [Path(f.uri).as_posix() for f in batch])
+                        sql.insert_raw_files(export_type, day, uris, None, not added and same_columns(batch))
                     )
                 except duckdb.Error as exc:
                     raise RuntimeError(

@@ -53,17 +53,24 @@ def delete_raw_day(export_type: ExportType, day: dt.date) -> str:
 
 
 def insert_raw_files(
-    export_type: ExportType, day: dt.date, files: list[str], table: str | None = None
+    export_type: ExportType,
+    day: dt.date,
+    files: list[str],
+    table: str | None = None,
+    same_columns: bool = False,
 ) -> str:
     """Insert these staged files by column name.
 
     ``hive_partitioning = false``: a column's value never comes from a folder name such as
-    ``account_id=<id>``. ``union_by_name``: a file without a nullable column loads NULLs.
+    ``account_id=<id>``. ``union_by_name``: a file without a nullable column loads NULLs; it reads
+    every file's schema first (0.19 s of 1,000 small files), so it is off when the footers showed
+    ``same_columns``: every file with the same column names in the same order.
     """
+    union = "false" if same_columns else "true"
     return (
         f"INSERT INTO {table or table_names(export_type).raw} BY NAME\n"
         f"SELECT *, {lit(day)} AS {EXPORT_DATE}\n"
-        f"FROM read_parquet([{', '.join(text(f) for f in files)}], union_by_name = true, hive_partitioning = false)"
+        f"FROM read_parquet([{', '.join(text(f) for f in files)}], union_by_name = {union}, hive_partitioning = false)"
     )
 
 
