@@ -108,8 +108,8 @@ class DuckDBWarehouse(Warehouse):
         held per writing thread outside ``memory_limit``, and a day's last one is written at commit.
         At 16,384 rows the load and the MERGE write row groups as they go, in parallel (``bench/``).
 
-        A new file gets ``storage_version``: on DuckDB's default (v1.0.0) each checkpoint rewrites
-        every row group's metadata, so a day's cost grew with the history (``bench/merge.py``).
+        A new file gets ``storage_version``: on DuckDB's default (v1.0.0) a checkpoint rewrote the
+        metadata of unchanged row groups too, so a day's cost grew with the history (bench/merge.py).
         Only at creation: ATTACH with a newer version upgrades an existing file for good, which
         would lock out a user's older DuckDB without asking.
         """
