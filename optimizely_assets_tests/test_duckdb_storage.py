@@ -3,15 +3,19 @@ files map to its columns."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from optimizely_assets.demo.spark_parquet import write_parquet
 from optimizely_assets.demo.synthetic import ExportSpec, write_export
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.loading.staging_copy import StagedFile, same_columns
@@ -165,3 +169,48 @@ def test_files_load_by_column_name_whatever_their_column_order_or_a_column_the_f
     loaded = raw_values(lacking, "user_agent")
     assert loaded == {u: None if u in set(first["uuid"].to_pylist()) else v for u, v in expected.items()}
     assert sum(v is not None for v in loaded.values()) == source.num_rows - first.num_rows > 0
+
+
+LOAD_IN_LOS_ANGELES = """
+import datetime as dt, json, sys
+from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.loading.staging_copy import StagedFile
+from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+files = [StagedFile(uri, source, rows, tuple(columns)) for uri, source, rows, columns in json.loads(sys.argv[2])]
+DuckDBWarehouse(path=sys.argv[1]).load_raw_day(ExportType.DECISIONS, dt.date.fromisoformat(sys.argv[3]), files, [])
+"""
+
+
+@pytest.mark.parametrize("first", ["spark-millis", "spark-int96", "pyarrow"])
+def test_a_day_of_spark_and_pyarrow_files_loads_every_timestamp_as_utc(tmp_path, first):
+    """Same column names and order, so no union_by_name, but the first file's timestamps are naive
+    (Spark) or UTC (pyarrow) and the others' the other kind. Loaded by a process in a non-UTC zone,
+    every instant still loads as written."""
+    root = tmp_path / "source"
+    spec = ExportSpec(decisions_per_day=3_000, files_per_day=3, duplicate_rate=0.0)
+    (written,) = write_export(root, [START], spec, types=[T])
+    keys = sorted(written.files)
+    source = pa.concat_tables(pq.read_table(root / k) for k in keys)
+    for i, k in enumerate(keys):
+        flavor = first if i == 0 else ("pyarrow" if first != "pyarrow" else "spark-int96")
+        write_parquet(pq.read_table(root / k), root / k, flavor=flavor)
+    files = staged_files(root, keys)
+    assert same_columns(files)
+    path = str(tmp_path / "w.duckdb")
+    args = [path, json.dumps([[f.uri, f.source_uri, f.rows, f.columns] for f in files]), START.isoformat()]
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_LOS_ANGELES, *args],
+        env={**os.environ, "TZ": "America/Los_Angeles"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with DuckDBWarehouse(path=path).connect(read_only=True) as con:
+        loaded = dict(
+            con.execute(
+                "SELECT uuid, epoch_ms(process_timestamp) FROM decisions_raw WHERE export_date = ?", [START]
+            ).fetchall()
+        )
+    ms = pc.cast(source["process_timestamp"], pa.int64()).to_pylist()
+    assert loaded == dict(zip(source["uuid"].to_pylist(), ms, strict=True))
