@@ -40,6 +40,10 @@ def checks_of(result: ExecuteInProcessResult) -> dict[str, bool]:
     }
 
 
+def materialized_of(result: ExecuteInProcessResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
 def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()

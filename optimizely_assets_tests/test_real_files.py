@@ -13,14 +13,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, ExecuteInProcessResult
 
 from optimizely_assets.demo.spark_parquet import write_parquet
 from optimizely_assets.demo.synthetic import partition_table, write_export
 from optimizely_assets.e3.layout import ExportType, account_prefix, day_prefix
 from optimizely_assets.resources.loader_config import LoaderConfig
+from optimizely_assets.settings import Settings
 from optimizely_assets_tests.conftest import SMALL, START, rows_of
-from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day
+from optimizely_assets_tests.helpers import checks_of, local_settings, materialized_of, query, run_day
 
 pytestmark = pytest.mark.checks
 REPO = Path(__file__).resolve().parent.parent
@@ -236,12 +237,27 @@ def test_a_column_optimizely_adds_reaches_raw_and_canonical_on_duckdb(tmp_path):
     assert raw_meta["added_columns"].value == "client_platform" == canonical_meta["added_columns"].value
 
 
+def _decisions_day(tmp_path: Path) -> Settings:
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL, types=[ExportType.DECISIONS])
+    return settings
+
+
+def _run_without_marker(settings: Settings, staging: object) -> ExecuteInProcessResult:
+    """The day on this staging, not waiting for _SUCCESS: the tests rewrite files under it."""
+    return run_day(
+        settings,
+        START,
+        DagsterInstance.ephemeral(),
+        resources={"staging": staging, "loader": LoaderConfig(require_success=False)},
+    )
+
+
 def test_a_day_rewritten_while_it_loads_fails_the_run_not_only_a_check(tmp_path):
     """Optimizely rewrites the day's marker while the files are being staged: the run is not a success."""
     from optimizely_assets.resources.staging import LocalStaging
 
-    settings = local_settings(tmp_path / "local")
-    write_export(settings.local_source_dir, [START], SMALL, types=[ExportType.DECISIONS])
+    settings = _decisions_day(tmp_path)
     marker = (
         settings.local_source_dir
         / day_prefix(account_prefix(SMALL.account_id), ExportType.DECISIONS, START)
@@ -254,16 +270,11 @@ def test_a_day_rewritten_while_it_loads_fails_the_run_not_only_a_check(tmp_path)
             return super().link(key, path, size)
 
     staging = RewrittenMidCopy(root_dir=str(settings.local_staging_dir))
-    result = run_day(
-        settings,
-        START,
-        DagsterInstance.ephemeral(),
-        resources={"staging": staging, "loader": LoaderConfig(require_success=False)},
-    )
+    result = _run_without_marker(settings, staging)
     assert not result.success
     assert checks_of(result)["decisions/raw_table:fresh_after_success"] is False
     # The check is blocking: the day that no longer matches its source never reaches canonical.
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    materialized = materialized_of(result)
     assert "decisions/raw_table" in materialized and "decisions/canonical" not in materialized
 
 
@@ -273,8 +284,7 @@ def test_a_source_file_rewritten_in_place_after_it_was_linked_fails_the_run(tmp_
     see it; the freshness check does (the file's mtime is its ETag) and blocks canonical."""
     from optimizely_assets.resources.staging import LocalStaging
 
-    settings = local_settings(tmp_path / "local")
-    write_export(settings.local_source_dir, [START], SMALL, types=[ExportType.DECISIONS])
+    settings = _decisions_day(tmp_path)
     rewritten: list[Path] = []
 
     class RewrittenAfterLink(LocalStaging):
@@ -292,17 +302,12 @@ def test_a_source_file_rewritten_in_place_after_it_was_linked_fails_the_run(tmp_
             return linked
 
     staging = RewrittenAfterLink(root_dir=str(settings.local_staging_dir))
-    result = run_day(
-        settings,
-        START,
-        DagsterInstance.ephemeral(),
-        resources={"staging": staging, "loader": LoaderConfig(require_success=False)},
-    )
+    result = _run_without_marker(settings, staging)
     assert rewritten and not result.success
     checks = checks_of(result)
     assert checks["decisions/raw_table:rows_match_source_footers"] is True
     assert checks["decisions/raw_table:fresh_after_success"] is False
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    materialized = materialized_of(result)
     assert "decisions/canonical" not in materialized
     assert query(settings, "SELECT count(*) FROM decisions_raw WHERE user_ip = 'rewritten'")[0][0] > 0
 
@@ -343,7 +348,7 @@ def test_a_staged_file_that_lost_rows_fails_the_row_check_in_the_loads_own_step(
         and e.asset_check_evaluation_data.check_name == "rows_match_source_footers"
     }
     assert steps == {"decisions__raw_table", "events__raw_table"}
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    materialized = materialized_of(result)
     assert {"decisions/raw_table", "events/raw_table"} <= materialized
     assert not materialized & {"decisions/canonical", "events/canonical"}
 
@@ -351,8 +356,7 @@ def test_a_staged_file_that_lost_rows_fails_the_row_check_in_the_loads_own_step(
 def test_a_table_left_by_the_previous_layout_is_named_not_loaded_into(tmp_path):
     import duckdb
 
-    settings = local_settings(tmp_path / "local")
-    write_export(settings.local_source_dir, [START], SMALL, types=[ExportType.DECISIONS])
+    settings = _decisions_day(tmp_path)
     settings.local_dir.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.duckdb_path)) as con:  # the earlier release's raw table
         con.execute('CREATE TABLE decisions_raw (uuid VARCHAR, "date" DATE, experiment VARCHAR)')
