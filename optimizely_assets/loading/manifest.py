@@ -171,6 +171,7 @@ def build_manifest(
                 + ")"
             )
         value = footer.column_values.get(export_type.key_column, UNKNOWN)
+        names = tuple(footer.schema.names)
         return ManifestFile(
             key=obj.key,
             size=obj.size,
@@ -182,7 +183,7 @@ def build_manifest(
             key_value_known=value is not UNKNOWN,
             added_fields=tuple(footer.schema.field(n) for n in drift["added"]),
             # One shared tuple per column list: a stored manifest of 10,000 files pickles it once.
-            columns=column_lists.setdefault(tuple(footer.schema.names), tuple(footer.schema.names)),
+            columns=column_lists.setdefault(names, names),
         )
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
