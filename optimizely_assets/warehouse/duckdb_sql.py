@@ -110,6 +110,16 @@ def _order_key(c: OrderColumn) -> str:
     return f"coalesce(array_to_string(list_transform({items}, e -> concat({parts})), chr(30)), '') ASC"
 
 
+def window_hits(export_type: ExportType, window: tuple[dt.date, dt.date], uuids_table: str) -> str:
+    """Canonical's uuids in the dedup window that are among ``uuids_table``'s: the probe the MERGE
+    and the canonical checks each make, and the part of a day's cost that day 1 (no window) lacks."""
+    return (
+        f"SELECT uuid FROM {table_names(export_type).canonical}\n"
+        f"  WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}"
+        f" AND uuid IN (SELECT uuid FROM {uuids_table})"
+    )
+
+
 def merge_canonical(
     export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date], columns: list[str]
 ) -> str:
@@ -125,10 +135,7 @@ def merge_canonical(
     target = [*columns, EXPORT_DATE, EVENT_DATE]
     return f"""
 INSERT INTO {t.canonical} ({", ".join(q(c) for c in target)})
-WITH hits AS (
-  SELECT uuid FROM {t.canonical}
-  WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])} AND uuid IN (SELECT uuid FROM {DAY_UUIDS})
-),
+WITH hits AS ({window_hits(export_type, window, DAY_UUIDS)}),
 fresh AS (SELECT u.uuid, u.n, u.rid FROM {DAY_UUIDS} AS u ANTI JOIN hits AS h ON h.uuid = u.uuid),
 winners AS (
   SELECT rid FROM fresh WHERE n = 1
@@ -198,11 +205,7 @@ def canonical_findings(export_type: ExportType, day: dt.date, window: tuple[dt.d
     k, d = q(export_type.key_column), lit(day)
     return f"""
 WITH day_raw AS (SELECT uuid, {k} AS k FROM {t.raw} WHERE {EXPORT_DATE} = {d}),
-hits AS MATERIALIZED (
-  SELECT uuid FROM {t.canonical}
-  WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}
-    AND uuid IN (SELECT uuid FROM {CHECKED_UUIDS})
-),
+hits AS MATERIALIZED ({window_hits(export_type, window, CHECKED_UUIDS)}),
 dups AS (
   SELECT uuid, count(*) AS n FROM hits WHERE uuid IN (SELECT uuid FROM {t.canonical} WHERE {EXPORT_DATE} = {d})
   GROUP BY uuid HAVING count(*) > 1 ORDER BY uuid LIMIT 20
