@@ -91,3 +91,37 @@ def build_daily_schedule(job):
     return build_schedule_from_partitioned_job(
         job, name="optimizely_daily_schedule", hour_of_day=7, default_status=DefaultScheduleStatus.STOPPED
     )
+
+
+def catch_up(
+    defs, instance, cursor=None, evaluation_time=None, job_name: str = "optimizely_daily", rounds: int = 50
+):
+    """What the automation daemon does, in this process: evaluate the assets' automation
+    conditions, run what they request (one run per partition), repeat until nothing is requested.
+    Returns the cursor and the (partition, asset) pairs run. Call it once before loading days to
+    start the cursor: a first evaluation requests nothing, as the daemon's first tick."""
+    from dagster import evaluate_automation_conditions
+
+    job = defs.resolve_job_def(job_name)
+    ran: list[tuple[str, str]] = []
+    for _ in range(rounds):
+        result = evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=cursor, evaluation_time=evaluation_time
+        )
+        cursor = result.cursor
+        by_partition: dict[str, set] = {}
+        for asset_key in defs.resolve_asset_graph().materializable_asset_keys:
+            for partition in result.get_requested_partitions(asset_key):
+                by_partition.setdefault(partition, set()).add(asset_key)
+        if not by_partition:
+            return cursor, ran
+        for partition in sorted(by_partition):
+            keys = by_partition[partition]
+            job.get_subset(asset_selection=keys).execute_in_process(
+                partition_key=partition,
+                instance=instance,
+                raise_on_error=True,
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            )
+            ran += [(partition, k.to_user_string()) for k in sorted(keys)]
+    raise RuntimeError(f"automation still requested runs after {rounds} rounds")

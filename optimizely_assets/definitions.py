@@ -145,13 +145,13 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     daily = DailyPartitionsDefinition(start_date=settings.start_date)
     deployment = deployment_of(settings)
-    window = Window(settings.attribution_window_hours, settings.late_event_days)
+    window = Window(settings.attribution_window_hours, settings.lateness_days)
     assets = with_code_references(
         [a for t in ExportType for a in build_export_assets(t, daily, deployment)]
-        + build_analysis_assets(daily, deployment, window)
+        + build_analysis_assets(daily, deployment, window, settings.exclude_multiple_variation_units)
     )
     # The export checks are evaluated in their assets' steps; the analysis ones in their own.
-    checks = build_analysis_checks(daily)
+    checks = build_analysis_checks(daily, window)
     daily_job = define_asset_job(
         DAILY_JOB,
         selection=AssetSelection.all(),

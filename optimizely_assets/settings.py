@@ -34,6 +34,12 @@ def _positive_int(value: str, name: str) -> int:
     return int(value)
 
 
+def _flag(value: str, name: str) -> bool:
+    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{name} must be true or false, got {value!r}")
+    return value.lower() in ("true", "1", "yes")
+
+
 @dataclass(frozen=True)
 class Settings:
     start_date: str
@@ -58,7 +64,8 @@ class Settings:
     owners: tuple[str, ...] = ("team:data-engineering",)
     rest_api_url: str = "https://api.optimizely.com/v2"
     attribution_window_hours: int = 48
-    late_event_days: int = 3
+    lateness_days: int = 7
+    exclude_multiple_variation_units: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -152,8 +159,10 @@ class Settings:
             attribution_window_hours=_positive_int(
                 get("OPTIMIZELY_ATTRIBUTION_WINDOW_HOURS", "48"), "OPTIMIZELY_ATTRIBUTION_WINDOW_HOURS"
             ),
-            late_event_days=_positive_int(
-                get("OPTIMIZELY_LATE_EVENT_DAYS", "3"), "OPTIMIZELY_LATE_EVENT_DAYS"
+            lateness_days=_positive_int(get("OPTIMIZELY_LATENESS_DAYS", "7"), "OPTIMIZELY_LATENESS_DAYS"),
+            exclude_multiple_variation_units=_flag(
+                get("OPTIMIZELY_EXCLUDE_MULTIPLE_VARIATION_UNITS", "false"),
+                "OPTIMIZELY_EXCLUDE_MULTIPLE_VARIATION_UNITS",
             ),
         )
 

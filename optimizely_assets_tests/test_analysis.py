@@ -27,7 +27,7 @@ DECISIONS = [
     ("u-b", "2024-01-01 10:00:00", "alice", E1, "A", False, D1),  # tie on timestamp with u-a ...
     ("u-a", "2024-01-01 10:00:00", "alice", E1, "B", False, D1),  # ... u-a wins: alice is in B
     ("u-c", "2024-01-01 12:00:00", "bob", E1, "A", False, D1),
-    ("u-d", "2024-01-01 09:00:00", "bob", E1, "B", False, D2),  # re-sent later, earlier clock: no new unit
+    ("u-d", "2024-01-01 09:00:00", "bob", E1, "B", False, D2),  # delivered later, earlier clock: bob's unit
     ("u-e", "2024-01-01 11:00:00", "alice", E2, "X", False, D1),  # alice is in two experiments
     ("u-f", "2024-01-02 15:00:00", "carol", E1, "A", False, D2),  # exposed after her conversion
     ("u-g", "2024-01-01 08:00:00", "dave", E1, "A", True, D1),  # holdback: not in results
@@ -41,12 +41,13 @@ EVENTS = [
     ("v-5", "2024-01-01 09:00:00", "dave", "purchase", 300, D1),  # holdback unit
 ]
 EXPECTED = {  # (experiment, variation, event) -> (units, converting units, events, revenue)
-    (E1, "A", "add_to_cart"): (2, 1, 1, 0),
-    (E1, "A", "purchase"): (2, 0, 0, 0),
-    (E1, "B", "add_to_cart"): (1, 0, 0, 0),
-    (E1, "B", "purchase"): (1, 1, 1, 500),
+    (E1, "A", "add_to_cart"): (1, 0, 0, 0),
+    (E1, "A", "purchase"): (1, 0, 0, 0),
+    (E1, "B", "add_to_cart"): (2, 1, 1, 0),
+    (E1, "B", "purchase"): (2, 1, 1, 500),
     (E2, "X", "purchase"): (1, 1, 2, 1200),
 }
+W48 = Window(48)
 
 
 def _lit(value) -> str:
@@ -87,10 +88,12 @@ def seed(analysis: ExperimentAnalysis) -> None:
     )
 
 
-def run_days(analysis: ExperimentAnalysis) -> dict:
+def run_days(analysis: ExperimentAnalysis, window: Window = W48) -> dict:
+    # As automation leaves it: every units day folded in, then every events day attributed.
     for day in (D1, D2, D3):
-        analysis.write_units(day)
-        analysis.write_events(day, Window(48))
+        analysis.write_units(day, window)
+    for day in (D1, D2, D3):
+        analysis.write_events(day, window)
     analysis.rebuild_results()
     return {
         (r.experiment_id, r.variation_id, r.event_name): (r.units, r.converting_units, r.events, r.revenue)
@@ -108,51 +111,68 @@ def duck(tmp_path) -> ExperimentAnalysis:
 def test_units_events_and_results_follow_the_definitions(duck):
     assert run_days(duck) == EXPECTED
     units = duck.query(
-        "SELECT experiment_id, visitor_id, variation_id, decision_uuid, export_date "
+        "SELECT experiment_id, visitor_id, variation_id, decision_uuid, export_date, multiple_variations "
         "FROM experiment_units ORDER BY 1, 2"
     )
     assert units == [
-        (E1, "alice", "B", "u-a", D1),
-        (E1, "bob", "A", "u-c", D1),
-        (E1, "carol", "A", "u-f", D2),
-        (E1, "dave", "A", "u-g", D1),
-        (E2, "alice", "X", "u-e", D1),
+        (E1, "alice", "B", "u-a", D1, True),  # u-b (A) at the same instant
+        (E1, "bob", "B", "u-d", D2, True),  # the first by timestamp, though delivered a day later
+        (E1, "carol", "A", "u-f", D2, False),
+        (E1, "dave", "A", "u-g", D1, False),
+        (E2, "alice", "X", "u-e", D1, False),
     ]
     attributed = duck.query("SELECT event_uuid, experiment_id FROM experiment_events ORDER BY 1, 2")
     assert attributed == [("v-1", E1), ("v-1", E2), ("v-2", E2), ("v-3", E1)]
 
 
-def test_reruns_change_nothing_and_a_unit_never_changes(duck):
+def test_reruns_change_nothing(duck):
     before = run_days(duck)
-    assert duck.write_units(D1) == 0 and duck.write_units(D2) == 0
-    assert duck.write_events(D3, Window(48)) == 3  # replaced, not appended
+    assert duck.write_units(D1, W48) == {"inserted": 0, "moved_earlier": 0}
+    assert duck.write_units(D2, W48) == {"inserted": 0, "moved_earlier": 0}
+    assert duck.write_events(D3, W48) == 3  # replaced, not appended
     assert run_days(duck) == before
 
 
+def test_a_unit_moves_to_an_earlier_decision_delivered_later_and_its_stale_events_go(duck):
+    duck.write_units(D1, W48)
+    duck.write_events(D1, W48)
+    # Loaded alone, D1 makes bob a unit of A at 12:00, with his 13:00 add_to_cart.
+    assert duck.query("SELECT variation_id FROM experiment_events WHERE visitor_id = 'bob'") == [("A",)]
+    assert duck.write_units(D2, W48) == {"inserted": 1, "moved_earlier": 1}  # carol new; bob moved
+    # bob's event went with his old unit; D1's events re-attributed give it to the new one.
+    assert duck.query("SELECT COUNT(*) FROM experiment_events WHERE visitor_id = 'bob'") == [(0,)]
+    duck.write_events(D1, W48)
+    assert duck.query("SELECT variation_id FROM experiment_events WHERE visitor_id = 'bob'") == [("B",)]
+
+
 def test_a_shorter_window_attributes_less(duck):
-    for day in (D1, D2, D3):
-        duck.write_units(day)
-        duck.write_events(day, Window(24))
-    duck.rebuild_results()
+    run_days(duck, Window(24))
     got = {(r.experiment_id, r.variation_id, r.event_name): r.events for r in duck.results()}
     # E2 keeps its units with no event attributed: one row without an event name.
-    assert got == {(E1, "A", "add_to_cart"): 1, (E1, "B", "add_to_cart"): 0, (E2, "X", None): 0}
+    assert got == {(E1, "A", "add_to_cart"): 0, (E1, "B", "add_to_cart"): 1, (E2, "X", None): 0}
 
 
-def test_the_unit_checks_catch_a_changed_variation_and_a_second_unit(duck):
+def test_the_unit_checks_catch_a_changed_variation_a_second_unit_and_a_later_unit(duck):
     run_days(duck)
-    assert duck.units_not_in_decisions(D1) == {}
-    assert all(v == u for v, u in duck.visitors_vs_units(D1).values())
+    assert duck.units_not_in_decisions(D1, W48) == {} and duck.units_not_in_decisions(D2, W48) == {}
+    assert duck.visitors_vs_units(D1, W48)[E1] == (3, 3, 0)
     duck.execute(["UPDATE experiment_units SET variation_id = 'Z' WHERE visitor_id = 'bob'"])
-    assert duck.units_not_in_decisions(D1) == {E1: 1}
+    assert duck.units_not_in_decisions(D2, W48) == {E1: 1}  # bob's unit is a decision of D2
     duck.execute(
         [
             "INSERT INTO experiment_units SELECT * FROM experiment_units WHERE visitor_id = 'alice' "
             f"AND experiment_id = '{E1}'"
         ]
     )
-    visitors, units = duck.visitors_vs_units(D1)[E1]
-    assert (visitors, units) == (3, 4)
+    assert duck.visitors_vs_units(D1, W48)[E1] == (3, 4, 0)
+    # A unit kept at a later decision than one the day holds (an insert-only fold would do it).
+    duck.execute(
+        [
+            "UPDATE experiment_units SET exposure_timestamp = exposure_timestamp + INTERVAL 5 HOUR "
+            "WHERE visitor_id = 'dave'"
+        ]
+    )
+    assert duck.visitors_vs_units(D1, W48)[E1] == (3, 4, 1)
 
 
 def test_bigquery_runs_the_same_semantics(tmp_path):
@@ -168,8 +188,9 @@ def test_bigquery_runs_the_same_semantics(tmp_path):
         )
         seed(bq)
         assert run_days(bq) == EXPECTED
-        assert bq.write_units(D1) == 0
-        assert bq.units_not_in_decisions(D1) == {}
+        assert bq.write_units(D1, W48) == {"inserted": 0, "moved_earlier": 0}
+        assert bq.units_not_in_decisions(D1, W48) == {}
+        assert bq.visitors_vs_units(D1, W48)[E1] == (3, 3, 0)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -186,6 +207,30 @@ def test_chi_square_matches_known_quantiles_and_srm_uses_the_allocation():
     assert srm_test("e", {"a": 9_000, "b": 1_000}).mismatch
 
 
+def test_srm_cases_against_scipy():
+    from scipy.stats import chisquare
+
+    # A variation the allocation names but no unit reached takes part with 0.
+    t = srm_test("e", {"a": 1_000, "b": 1_000}, {"a": 3333, "b": 3333, "c": 3334})
+    want = chisquare([1_000, 1_000, 0], [2_000 * w / 10_000 for w in (3333, 3333, 3334)])
+    assert t.units == {"a": 1_000, "b": 1_000, "c": 0}
+    assert t.statistic == pytest.approx(want.statistic) and t.p_value == pytest.approx(want.pvalue, rel=1e-6)
+    assert t.mismatch and want.pvalue < 1e-200
+    # Weight 0: the other weights keep their shares; its units are a mismatch by themselves.
+    t = srm_test("e", {"a": 9_000, "b": 1_000, "c": 3}, {"a": 9_000, "b": 1_000, "c": 0})
+    want = chisquare([9_000, 1_000], [9_000, 1_000])
+    assert t.p_value == pytest.approx(want.pvalue) and t.statistic == pytest.approx(want.statistic)
+    assert t.unallocated == {"c": 3} and t.mismatch and "3 unit(s) in unallocated" in t.verdict()
+    assert not srm_test("e", {"a": 9_000, "b": 1_000}, {"a": 9_000, "b": 1_000, "c": 0}).mismatch
+    # A NULL variation: no crash, its units are unallocated; the others are tested as allocated.
+    t = srm_test("e", {"a": 5_100, "b": 4_900, None: 7}, {"a": 1, "b": 1})
+    want = chisquare([5_100, 4_900])
+    assert t.p_value == pytest.approx(want.pvalue) and t.unallocated == {"(none)": 7} and t.mismatch
+    # Equal split without an allocation, NULL left out of the split.
+    t = srm_test("e", {"a": 5_300, "b": 4_700, None: 1})
+    assert t.p_value == pytest.approx(chisquare([5_300, 4_700]).pvalue) and t.allocation == "equal"
+
+
 def test_the_daily_job_warns_of_the_srm_experiment_and_shows_the_effect(tmp_path):
     settings = local_settings(tmp_path / "local")
     spec = ExportSpec(decisions_per_day=12_000, events_per_day=6_000, experiments=4)
@@ -199,7 +244,12 @@ def test_the_daily_job_warns_of_the_srm_experiment_and_shows_the_effect(tmp_path
     units_checks = [
         e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] == "experiment_units"
     ]
-    assert len(units_checks) == 2 and all(e.passed for e in units_checks)
+    assert {e.check_name for e in units_checks} == {
+        "unit_variation_in_decisions",
+        "units_match_distinct_visitors",
+        "decisions_within_lateness_bound",
+    }
+    assert all(e.passed for e in units_checks)
     analysis = ExperimentAnalysis(DuckDBWarehouse(path=str(settings.duckdb_path)))
     purchase = {
         r.variation_name: r.conversion_rate

@@ -30,10 +30,7 @@ def results_text(settings: Settings, experiment_id: str | None = None) -> str:
         )
     lines = [results_markdown(rows), ""]
     names = {r.experiment_id: r.experiment_name for r in rows}
-    for test in srm_tests(rows):
+    for test in srm_tests(rows, analysis.allocations()):
         verdict = "SAMPLE RATIO MISMATCH" if test.mismatch else "no sample ratio mismatch"
-        lines.append(
-            f"{names[test.experiment_id]} ({test.experiment_id}): {verdict} (chi-square p = "
-            f"{test.p_value:.2g}, {test.allocation} allocation)"
-        )
+        lines.append(f"{names[test.experiment_id]} ({test.experiment_id}): {verdict} ({test.verdict()})")
     return "\n".join(lines)

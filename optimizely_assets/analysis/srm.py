@@ -55,57 +55,84 @@ def chi_square_sf(statistic: float, dof: int) -> float:
     return _gamma_q(dof / 2, statistic / 2)
 
 
+UNALLOCATED = "(none)"  # how a unit without a variation_id is named
+
+
 @dataclass(frozen=True)
 class SrmResult:
     experiment_id: str
-    units: dict[str, int]  # variation_id -> units
-    expected_share: dict[str, float]  # variation_id -> share of traffic it should get
+    units: dict[str, int]  # allocated variation_id -> units (0 where it has none)
+    expected_share: dict[str, float]  # allocated variation_id -> share of traffic it should get
     allocation: str  # "api" (the experiment's traffic allocation) or "equal"
-    statistic: float
-    p_value: float
+    statistic: float | None  # None when fewer than two variations are allocated
+    p_value: float | None
+    unallocated: dict[str, int]  # units in variations with weight 0, unknown to the allocation, or NULL
 
     @property
     def mismatch(self) -> bool:
-        return self.p_value < SRM_P_THRESHOLD
+        """A low p-value, or any unit in a variation that gets no traffic."""
+        return bool(self.unallocated) or (self.p_value is not None and self.p_value < SRM_P_THRESHOLD)
+
+    def verdict(self) -> str:
+        parts = []
+        if self.p_value is not None:
+            parts.append(f"chi-square p = {self.p_value:.2g}, {self.allocation} allocation")
+        if self.unallocated:
+            parts.append(
+                f"{sum(self.unallocated.values()):,} unit(s) in unallocated variation(s) "
+                + ", ".join(sorted(self.unallocated))
+            )
+        return "; ".join(parts)
 
 
 def srm_test(
-    experiment_id: str, units: dict[str, int], weights: dict[str, float] | None = None
+    experiment_id: str, units: dict[str | None, int], weights: dict[str, float] | None = None
 ) -> SrmResult | None:
-    """Chi-square of observed units per variation against ``weights`` (any scale), else an equal split.
+    """Chi-square of observed units per variation against ``weights`` (any scale), else an equal
+    split of the observed variations.
 
-    Variations with a weight but no units count as observed zeros. ``None`` when fewer than two
-    variations or no units: there is nothing to compare.
+    With weights, every variation of positive weight takes part (0 units where it has none) and
+    keeps its share; units in a variation of weight 0, one the allocation does not name, or none
+    (``None``) are reported as unallocated, a mismatch by themselves. ``None`` when there is
+    nothing to compare: no units, or one variation and nothing unallocated.
     """
-    weights = {v: w for v, w in (weights or {}).items() if w and w > 0}
-    allocation = "api" if weights and set(units) <= set(weights) else "equal"
-    variations = sorted(set(units) | set(weights)) if allocation == "api" else sorted(units)
-    total = sum(units.get(v, 0) for v in variations)
-    if len(variations) < 2 or total == 0:
+    counts = {UNALLOCATED if v is None else str(v): n for v, n in units.items() if n}
+    allocated = {str(v): float(w) for v, w in (weights or {}).items() if w is not None and w > 0}
+    allocation = "api" if allocated else "equal"
+    if not allocated:  # no known allocation: the observed variations, equally
+        allocated = {v: 1.0 for v in counts if v != UNALLOCATED}
+    unallocated = {v: n for v, n in counts.items() if v not in allocated}
+    variations = sorted(allocated)
+    total = sum(counts.get(v, 0) for v in variations)
+    if total == 0 and not unallocated:
         return None
-    if allocation == "api":
-        scale = sum(weights[v] for v in variations)
-        share = {v: weights[v] / scale for v in variations}
+    if len(variations) < 2 or total == 0:
+        if not unallocated:
+            return None
+        statistic = p_value = None
     else:
-        share = {v: 1 / len(variations) for v in variations}
-    statistic = sum((units.get(v, 0) - total * share[v]) ** 2 / (total * share[v]) for v in variations)
+        scale = sum(allocated.values())
+        expected = {v: total * allocated[v] / scale for v in variations}
+        statistic = sum((counts.get(v, 0) - expected[v]) ** 2 / expected[v] for v in variations)
+        p_value = chi_square_sf(statistic, len(variations) - 1)
+    scale = sum(allocated.values())
     return SrmResult(
         experiment_id,
-        {v: units.get(v, 0) for v in variations},
-        share,
+        {v: counts.get(v, 0) for v in variations},
+        {v: allocated[v] / scale for v in variations},
         allocation,
         statistic,
-        chi_square_sf(statistic, len(variations) - 1),
+        p_value,
+        unallocated,
     )
 
 
-def srm_tests(rows: Iterable) -> list[SrmResult]:
+def srm_tests(rows: Iterable, weights: dict[str, dict[str, float]] | None = None) -> list[SrmResult]:
     """One test per experiment of result rows (``warehouse.analysis.ResultRow``: one per variation
-    and event name, each carrying the variation's units and weight), by experiment id."""
-    units: dict[str, dict[str, int]] = {}
-    weights: dict[str, dict[str, float]] = {}
+    and event name, each carrying the variation's units), by experiment id. ``weights`` are the
+    allocations of the experiments dimension (``ExperimentAnalysis.allocations``), weight 0 included."""
+    units: dict[str, dict[str | None, int]] = {}
     for r in rows:
         units.setdefault(r.experiment_id, {})[r.variation_id] = r.units
-        if r.weight is not None:
-            weights.setdefault(r.experiment_id, {})[r.variation_id] = r.weight
+    weights = weights or {}
     return [t for e in sorted(units) if (t := srm_test(e, units[e], weights.get(e)))]

@@ -1,14 +1,20 @@
 """Experiment analysis downstream of the two canonical tables (README, "Experiment results").
 
-experiment_units (partition D: the units first seen in the decisions exported on D)
--> experiment_events (D: the conversions exported on D, attributed to units of D-window..D)
--> experiments (names and traffic weights) -> experiment_results (rebuilt, with the SRM check).
+experiment_units (partition D: the decisions exported on D, folded into the running first decision
+of each pair) -> experiment_events (D: the conversions exported on D, attributed to the units that
+can take them) -> experiments (names and traffic weights) -> experiment_results (rebuilt, with the
+SRM check). Late rows reach earlier results by declarative automation (``analysis_condition``).
 """
 
+import datetime as dt
+
 from dagster import (
+    AllPartitionMapping,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetSelection,
+    AutomationCondition,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionMapping,
@@ -17,6 +23,7 @@ from dagster import (
 
 from optimizely_assets.assets.factory import ONE_DAY_PER_RUN, Deployment, partition_day
 from optimizely_assets.assets.keys import CANONICAL, key
+from optimizely_assets.assets.metadata import md_table
 from optimizely_assets.concurrency import ensure_merges_serialised
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.resources.experiment_catalog import ExperimentCatalog
@@ -30,9 +37,42 @@ UNITS_KEY, EVENTS_KEY = (
     AssetKey(["analysis", "experiment_events"]),
 )
 NAMES_KEY, RESULTS_KEY = AssetKey(["analysis", "experiments"]), AssetKey(["analysis", "experiment_results"])
-# Units are insert-only, like canonical: two runs inserting the same new pair side by side on
-# BigQuery would both insert it. One slot (dagster.yaml's default pool limit).
+# Units are folded by MERGE: two runs inserting the same new pair side by side on BigQuery would
+# both insert it. One slot (dagster.yaml's default pool limit).
 UNITS_POOL = "optimizely_experiment_units"
+
+
+def analysis_condition(window: Window, ignore: AssetSelection | None = None) -> AutomationCondition:
+    """Eager, over every partition late rows can still change (L + window days back), not only
+    the latest: a day whose inputs changed is brought up to date without anyone re-running it.
+    ``ignore``: deps whose missing partitions must not hold the asset back (it re-runs when
+    they land)."""
+    missing = AutomationCondition.any_deps_missing()
+    if ignore is not None:
+        missing = missing.ignore(ignore)
+    return (
+        AutomationCondition.in_latest_time_window(dt.timedelta(days=window.lateness_days + window.days + 2))
+        & (AutomationCondition.newly_missing() | AutomationCondition.any_deps_updated()).since_last_handled()
+        & ~missing
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("eager within the lateness bound")
+
+
+def rebuild_condition() -> AutomationCondition:
+    """The rebuilt tables: the latest partition re-runs when any partition of its deps updates."""
+    return (
+        AutomationCondition.in_latest_time_window()
+        & (AutomationCondition.newly_missing() | AutomationCondition.any_deps_updated()).since_last_handled()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("rebuild on any update")
+
+
+def per_experiment(counts: dict[str, int]) -> MetadataValue:
+    return MetadataValue.md(
+        md_table(("experiment", "rows"), [(e, f"{n:,}") for e, n in sorted(counts.items())])
+    )
 
 
 def results_markdown(rows: list[ResultRow]) -> str:
@@ -66,7 +106,9 @@ def results_markdown(rows: list[ResultRow]) -> str:
     return "\n".join(lines)
 
 
-def build_analysis_assets(partitions_def, deployment: Deployment, window: Window) -> list:
+def build_analysis_assets(
+    partitions_def, deployment: Deployment, window: Window, exclude_multiple: bool = False
+) -> list:
     common = dict(
         partitions_def=partitions_def,
         backfill_policy=ONE_DAY_PER_RUN,
@@ -84,9 +126,12 @@ def build_analysis_assets(partitions_def, deployment: Deployment, window: Window
         pool=UNITS_POOL,
         metadata=table_meta("experiment_units"),
         description=(
-            "One row per (experiment_id, visitor_id): its first decision by timestamp (ties: uuid), with "
-            "its variation, is_holdback and exposure time. Insert-only: a unit never changes once written."
+            "One row per (experiment_id, visitor_id): its first decision by timestamp (ties: uuid) among "
+            f"every loaded decision within the lateness bound ({window.lateness_days} days), with its "
+            "variation, is_holdback, exposure time and whether it was seen in several variations. "
+            "Partition D folds in the decisions exported on D; any order gives the same table."
         ),
+        automation_condition=analysis_condition(window),
         **common,
     )
     def experiment_units(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
@@ -96,29 +141,51 @@ def build_analysis_assets(partitions_def, deployment: Deployment, window: Window
         )
         analysis = ExperimentAnalysis(warehouse)
         analysis.ensure_tables()
-        inserted = analysis.write_units(day)
+        written = analysis.write_units(day, window)
+        late = analysis.late_decisions(day, window)
+        if late:
+            context.log.warning(
+                f"{day}: {sum(late.values()):,} decision(s) beyond the lateness bound make no unit, in "
+                + ", ".join(f"{e} ({n:,})" for e, n in sorted(late.items())[:10])
+            )
         return MaterializeResult(
-            metadata={"dagster/row_count": analysis.count("experiment_units", day), "inserted": inserted}
+            metadata={
+                "dagster/row_count": analysis.count("experiment_units", day),
+                **written,
+                "decisions_beyond_lateness_bound": sum(late.values()),
+                **({"beyond_bound_per_experiment": per_experiment(late)} if late else {}),
+            }
         )
 
     @asset(
         key=EVENTS_KEY,
         deps=[
             key(ExportType.EVENTS, CANONICAL),
-            # The events of day D can be attributed to units exposed up to `window` before them.
+            # The units the day's events can take are exposed within L + window days before it and a
+            # day after, and come from decisions exported up to L days after that: every units
+            # partition whose MERGE can change them.
             AssetDep(
                 UNITS_KEY,
                 partition_mapping=TimeWindowPartitionMapping(
-                    start_offset=-window.days, end_offset=0, allow_nonexistent_upstream_partitions=True
+                    start_offset=window.decision_days_for_events()[0],
+                    end_offset=window.decision_days_for_events()[1],
+                    allow_nonexistent_upstream_partitions=True,
                 ),
             ),
         ],
-        metadata={**table_meta("experiment_events"), "attribution_window_hours": window.hours},
+        metadata={
+            **table_meta("experiment_events"),
+            "attribution_window_hours": window.hours,
+            "lateness_days": window.lateness_days,
+        },
         description=(
             f"Conversions exported on the day, attributed to every unit of their visitor exposed at most "
             f"{window.hours} h before them (exposure <= timestamp <= exposure + {window.hours} h); holdback "
-            "units excluded. One event can count for several experiments. A re-run replaces the day."
+            "units excluded. One event can count for several experiments. A re-run replaces the day; it "
+            "re-runs by itself when a units day it reads changes."
         ),
+        automation_condition=analysis_condition(window, ignore=AssetSelection.assets(UNITS_KEY)),
+        pool=UNITS_POOL,
         **common,
     )
     def experiment_events(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
@@ -127,13 +194,26 @@ def build_analysis_assets(partitions_def, deployment: Deployment, window: Window
         analysis.ensure_tables()
         rows = analysis.write_events(day, window)
         lo, hi = window.unit_days(day)
+        late_total, late = analysis.late_events(day, window)
+        if late:
+            context.log.warning(
+                f"{day}: {sum(late.values()):,} event(s) beyond the lateness bound are not attributed, in "
+                + ", ".join(f"{e} ({n:,})" for e, n in sorted(late.items())[:10])
+            )
         return MaterializeResult(
-            metadata={"dagster/row_count": rows, "unit_exposure_days_searched": f"{lo} .. {hi}"}
+            metadata={
+                "dagster/row_count": rows,
+                "unit_exposure_days_searched": f"{lo} .. {hi}",
+                "events_beyond_lateness_bound": late_total,
+                "unattributed_beyond_bound": sum(late.values()),
+                **({"beyond_bound_per_experiment": per_experiment(late)} if late else {}),
+            }
         )
 
     @asset(
         key=NAMES_KEY,
-        deps=[UNITS_KEY],
+        deps=[AssetDep(UNITS_KEY, partition_mapping=AllPartitionMapping())],
+        automation_condition=rebuild_condition(),
         metadata=table_meta("experiments"),
         description=(
             "Experiment and variation names and traffic weights, from Optimizely's REST API "
@@ -168,24 +248,44 @@ def build_analysis_assets(partitions_def, deployment: Deployment, window: Window
 
     @asset(
         key=RESULTS_KEY,
-        deps=[UNITS_KEY, EVENTS_KEY, NAMES_KEY],
+        deps=[
+            AssetDep(UNITS_KEY, partition_mapping=AllPartitionMapping()),
+            AssetDep(EVENTS_KEY, partition_mapping=AllPartitionMapping()),
+            NAMES_KEY,
+        ],
+        automation_condition=rebuild_condition(),
         metadata=table_meta("experiment_results"),
         description=(
-            "Per experiment, variation and event name: units (holdback excluded), converting units, "
-            "attributed events, revenue (cents) and conversion rate. Rebuilt from the two tables above."
+            "Per experiment, variation and event name: units (holdback excluded"
+            + ("; units seen in several variations excluded" if exclude_multiple else "")
+            + "), converting units, attributed events, revenue (cents) and conversion rate; every allocated "
+            "variation, with 0 units where it has none. Rebuilt from the tables above."
         ),
         **common,
     )
     def experiment_results(warehouse: Warehouse) -> MaterializeResult:
         analysis = ExperimentAnalysis(warehouse)
         analysis.ensure_tables()
-        analysis.rebuild_results()
+        analysis.rebuild_results(exclude_multiple)
         rows = analysis.results()
+        multiple = analysis.multiple_variation_units()
         return MaterializeResult(
             metadata={
                 "dagster/row_count": len(rows),
                 "experiments": len({r.experiment_id for r in rows}),
                 "results": MetadataValue.md(results_markdown(rows)),
+                "multiple_variation_units": sum(m for _, m in multiple.values()),
+                "multiple_variation_units_per_experiment": MetadataValue.md(
+                    md_table(
+                        ("experiment", "units / seen in several variations"),
+                        [(e, f"{n:,} / {m:,}") for e, (n, m) in multiple.items()],
+                    )
+                    + (
+                        "\n\nExcluded from results."
+                        if exclude_multiple
+                        else "\n\nKept, at their first exposure."
+                    )
+                ),
             }
         )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse import analysis_sql as sql
+from optimizely_assets.warehouse import results_sql
 from optimizely_assets.warehouse.base import Warehouse, table_names
 
 
@@ -89,8 +90,16 @@ class ExperimentAnalysis:
         for text in sql.create_tables(self.names, self.bigquery):
             self.execute([text])
 
-    def write_units(self, day: dt.date) -> int:
-        return self.execute([sql.insert_units(self.names, day)])
+    def write_units(self, day: dt.date, window: sql.Window) -> dict[str, int]:
+        """Fold the day's decisions into units. Events attributed to a unit that moves to an earlier
+        decision are deleted first: a re-run after a failure between the two finds them again."""
+        moved = int(
+            self.query(f"SELECT COUNT(*) FROM ({sql.moved_units(self.names, day, window)}) AS m")[0][0]
+        )
+        before = self.count_all(sql.UNITS)
+        statements = [sql.delete_moved_events(self.names, day, window)] if moved else []
+        self.execute([*statements, sql.merge_units(self.names, day, window)])
+        return {"inserted": self.count_all(sql.UNITS) - before, "moved_earlier": moved}
 
     def write_events(self, day: dt.date, window: sql.Window) -> int:
         self.execute(sql.replace_events(self.names, day, window, self.bigquery))
@@ -101,11 +110,39 @@ class ExperimentAnalysis:
             self.query(f"SELECT COUNT(*) FROM {self.names[table]} WHERE {column} = {sql.lit(day)}")[0][0]
         )
 
-    def rebuild_results(self) -> None:
-        self.execute([sql.rebuild_results(self.names)])
+    def count_all(self, table: str) -> int:
+        return int(self.query(f"SELECT COUNT(*) FROM {self.names[table]}")[0][0])
+
+    def rebuild_results(self, exclude_multiple: bool = False) -> None:
+        self.execute([results_sql.rebuild_results(self.names, exclude_multiple)])
+
+    # --- rows beyond the lateness bound, units in several variations ------------------------
+
+    def late_decisions(self, day: dt.date, window: sql.Window) -> dict[str, int]:
+        return {str(e): int(n) for e, n in self.query(sql.late_decisions(self.names, day, window))}
+
+    def late_events(self, day: dt.date, window: sql.Window) -> tuple[int, dict[str, int]]:
+        """The day's events outside the bound, and per experiment those a unit would have taken."""
+        total, lo, hi = self.query(sql.late_events_span(self.names, day, window))[0]
+        if not total:
+            return 0, {}
+        rows = self.query(sql.late_events(self.names, day, window, lo, hi))
+        return int(total), {str(e): int(n) for e, n in rows}
+
+    def multiple_variation_units(self) -> dict[str, tuple[int, int]]:
+        return {
+            str(e): (int(n), int(m))
+            for e, n, m in self.query(results_sql.multiple_variation_units(self.names))
+        }
+
+    def allocations(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for e, v, w in self.query(results_sql.allocations(self.names)):
+            out.setdefault(str(e), {})[str(v)] = float(w)
+        return out
 
     def replace_experiments(self, rows: list[ExperimentRow]) -> None:
-        self.execute(sql.replace_experiments(self.names, [r.__dict__ for r in rows], self.bigquery))
+        self.execute(results_sql.replace_experiments(self.names, [r.__dict__ for r in rows], self.bigquery))
 
     def experiment_ids(self) -> list[str]:
         return [
@@ -113,10 +150,16 @@ class ExperimentAnalysis:
         ]
 
     def results(self, experiment_id: str | None = None) -> list[ResultRow]:
-        return [ResultRow(*r) for r in self.query(sql.results_rows(self.names, experiment_id))]
+        return [ResultRow(*r) for r in self.query(results_sql.results_rows(self.names, experiment_id))]
 
-    def units_not_in_decisions(self, day: dt.date) -> dict[str, int]:
-        return {str(e): int(n) for e, n in self.query(sql.units_not_in_decisions(self.names, day))}
+    def units_not_in_decisions(self, day: dt.date, window: sql.Window) -> dict[str, int]:
+        return {
+            str(e): int(n) for e, n in self.query(results_sql.units_not_in_decisions(self.names, day, window))
+        }
 
-    def visitors_vs_units(self, day: dt.date) -> dict[str, tuple[int, int]]:
-        return {str(e): (int(v), int(u)) for e, v, u in self.query(sql.visitors_vs_units(self.names, day))}
+    def visitors_vs_units(self, day: dt.date, window: sql.Window) -> dict[str, tuple[int, int, int]]:
+        """Per experiment of the day: (visitors, their units, units later than a decision of the day)."""
+        return {
+            str(e): (int(v), int(u), int(lt))
+            for e, v, u, lt in self.query(results_sql.visitors_vs_units(self.names, day, window))
+        }

@@ -1,15 +1,16 @@
-"""SQL of the experiment analysis (units, attributed events, results), for DuckDB and BigQuery.
+"""SQL of the experiment analysis (units, attributed events), for DuckDB and BigQuery.
 
-Definitions follow Optimizely's "computing experiment metrics" lab (README, "Experiment results"):
-- a unit is the first decision of an (experiment_id, visitor_id) pair, by ``timestamp`` then
-  ``uuid``; once written it never changes;
+Definitions (README, "Experiment results"; ``reference/experiment-statistics.md``):
+- a unit is an (experiment_id, visitor_id) pair; its first decision by ``timestamp`` then ``uuid``
+  among every loaded decision within the lateness bound gives its variation and exposure;
 - an experiment event is a conversion of the unit's visitor with
-  ``exposure <= timestamp <= exposure + window``; one event may count for several experiments;
-- results count, per experiment, variation and event name, the units (holdback excluded), the
-  units with at least one attributed event, the events and their revenue (cents).
+  ``exposure <= timestamp <= exposure + window``, whichever export day delivered either row;
+- a row is within the lateness bound L when ``export_date - L <= DATE(timestamp) <= export_date + 1``
+  (a client clock may run up to a day ahead); other rows are counted, never attributed.
 
-The statements are the same on both backends but for DDL and the partition replacement; the
-caller passes ``names`` (logical table -> quoted name) and ``bigquery``.
+Units are a running minimum: merging export days in any order, any number of times, gives the same
+table. The statements are the same on both backends but for DDL; callers pass ``names`` (logical
+table -> quoted name) and ``bigquery``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ UNITS, EVENTS, RESULTS, EXPERIMENTS = (
     "experiments",
 )
 ANALYSIS_TABLES = (UNITS, EVENTS, RESULTS, EXPERIMENTS)
+CLOCK_AHEAD_DAYS = 1  # a client timestamp may fall on the day after its export day
 
 # (column, DuckDB type, BigQuery type)
 COLUMNS: dict[str, list[tuple[str, str, str]]] = {
@@ -36,6 +38,7 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("exposure_date", "DATE", "DATE"),
         ("decision_uuid", "VARCHAR", "STRING"),
         ("export_date", "DATE", "DATE"),
+        ("multiple_variations", "BOOLEAN", "BOOL"),
     ],
     EVENTS: [
         ("experiment_id", "VARCHAR", "STRING"),
@@ -47,6 +50,7 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("revenue", "BIGINT", "INT64"),
         ("exposure_timestamp", "TIMESTAMPTZ", "TIMESTAMP"),
         ("export_date", "DATE", "DATE"),
+        ("decision_uuid", "VARCHAR", "STRING"),
     ],
     EXPERIMENTS: [
         ("experiment_id", "VARCHAR", "STRING"),
@@ -57,6 +61,8 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("source", "VARCHAR", "STRING"),
     ],
 }
+# Columns added after the first release; see create_tables.
+_ADDED = {UNITS: ("multiple_variations",), EVENTS: ("decision_uuid",)}
 # BigQuery layout: units by exposure day, events by export day; both clustered for the joins.
 _BQ_LAYOUT = {
     UNITS: "PARTITION BY exposure_date CLUSTER BY experiment_id, visitor_id",
@@ -69,21 +75,48 @@ def lit(day: dt.date) -> str:
     return f"DATE '{dt.date.fromisoformat(str(day)).isoformat()}'"
 
 
+def _days(day: dt.date, n: int) -> dt.date:
+    return day + dt.timedelta(days=n)
+
+
 @dataclass(frozen=True)
 class Window:
-    """Attribution window, and how far back a late event's units may be searched."""
+    """Attribution window (hours) and lateness bound L (days between a row's timestamp and its
+    export day); together they bound which days a day's analysis reads and can change."""
 
     hours: int = 48
-    late_days: int = 3
+    lateness_days: int = 7
 
     @property
     def days(self) -> int:
         """Exposure days before an event's day that can still attribute it (ceil(hours / 24))."""
         return -(-self.hours // 24)
 
+    def timestamp_days(self, export_day: dt.date) -> tuple[dt.date, dt.date]:
+        """Client dates a row exported on ``export_day`` may carry and still be analysed."""
+        return _days(export_day, -self.lateness_days), _days(export_day, CLOCK_AHEAD_DAYS)
+
     def unit_days(self, day: dt.date) -> tuple[dt.date, dt.date]:
-        """Exposure dates searched for the events of export day ``day`` (late events included)."""
-        return day - dt.timedelta(days=self.days + self.late_days), day
+        """Exposure dates that can attribute the in-bound events of export day ``day``."""
+        lo, hi = self.timestamp_days(day)
+        return _days(lo, -self.days), hi
+
+    def decision_days_for_events(self) -> tuple[int, int]:
+        """Offsets of the decisions' export days whose units the events of day D read: a unit
+        exposed on Y comes from export days Y - 1 .. Y + L."""
+        return -(self.lateness_days + self.days + CLOCK_AHEAD_DAYS), self.lateness_days + CLOCK_AHEAD_DAYS
+
+
+def in_bound(alias: str, day: dt.date, window: Window) -> str:
+    lo, hi = window.timestamp_days(day)
+    return (
+        f"{alias}.timestamp IS NOT NULL AND CAST({alias}.timestamp AS DATE) BETWEEN {lit(lo)} AND {lit(hi)}"
+    )
+
+
+def out_of_bound(alias: str, day: dt.date, window: Window) -> str:
+    lo, hi = window.timestamp_days(day)
+    return f"{alias}.timestamp IS NOT NULL AND CAST({alias}.timestamp AS DATE) NOT BETWEEN {lit(lo)} AND {lit(hi)}"
 
 
 def create_tables(names: dict[str, str], bigquery: bool) -> list[str]:
@@ -92,35 +125,91 @@ def create_tables(names: dict[str, str], bigquery: bool) -> list[str]:
         body = ", ".join(f"{c} {bq if bigquery else duck}" for c, duck, bq in cols)
         layout = f" {_BQ_LAYOUT[table]}" if bigquery else ""
         out.append(f"CREATE TABLE IF NOT EXISTS {names[table]} ({body}){layout}")
+        # Tables of an earlier release gain the columns added since (NULL until a re-run fills them).
+        out += [
+            f"ALTER TABLE {names[table]} ADD COLUMN IF NOT EXISTS {c} {bq if bigquery else duck}"
+            for c, duck, bq in cols
+            if c in _ADDED.get(table, ())
+        ]
     return out
 
 
-def insert_units(names: dict[str, str], day: dt.date) -> str:
-    """New pairs of the export day's decisions; pairs already in units keep their unit."""
-    cols = ", ".join(c for c, *_ in COLUMNS[UNITS])
+def _day_units(names: dict[str, str], day: dt.date, window: Window) -> str:
+    """Per pair, the first in-bound decision exported on ``day``, and whether the day showed the
+    pair in more than one variation (NULL counts as a variation of its own)."""
     return f"""
-INSERT INTO {names[UNITS]} ({cols})
-SELECT f.experiment_id, f.visitor_id, f.variation_id, f.is_holdback, f.ts, CAST(f.ts AS DATE), f.uuid, f.export_date
+SELECT experiment_id, visitor_id, variation_id, is_holdback, exposure_timestamp,
+       CAST(exposure_timestamp AS DATE) AS exposure_date, decision_uuid, export_date, multiple_variations
 FROM (
-  SELECT d.experiment_id, d.visitor_id, d.variation_id, d.is_holdback, d.timestamp AS ts, d.uuid, d.export_date
+  SELECT d.experiment_id, d.visitor_id, d.variation_id, d.is_holdback, d.timestamp AS exposure_timestamp,
+         d.uuid AS decision_uuid, d.export_date,
+         MIN(COALESCE(d.variation_id, '')) OVER (PARTITION BY d.experiment_id, d.visitor_id)
+           <> MAX(COALESCE(d.variation_id, '')) OVER (PARTITION BY d.experiment_id, d.visitor_id)
+           OR (COUNT(*) OVER (PARTITION BY d.experiment_id, d.visitor_id)
+               > COUNT(d.variation_id) OVER (PARTITION BY d.experiment_id, d.visitor_id)
+               AND COUNT(d.variation_id) OVER (PARTITION BY d.experiment_id, d.visitor_id) > 0)
+           AS multiple_variations,
+         ROW_NUMBER() OVER (PARTITION BY d.experiment_id, d.visitor_id ORDER BY d.timestamp, d.uuid) AS rn
   FROM {names["decisions"]} AS d
-  WHERE d.export_date = {lit(day)}
-    AND d.experiment_id IS NOT NULL AND d.visitor_id IS NOT NULL AND d.timestamp IS NOT NULL
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY d.experiment_id, d.visitor_id ORDER BY d.timestamp, d.uuid) = 1
+  WHERE d.export_date = {lit(day)} AND d.experiment_id IS NOT NULL AND d.visitor_id IS NOT NULL
+    AND {in_bound("d", day, window)}
 ) AS f
-WHERE NOT EXISTS (
-  SELECT 1 FROM {names[UNITS]} AS u WHERE u.experiment_id = f.experiment_id AND u.visitor_id = f.visitor_id
+WHERE rn = 1"""
+
+
+def _beats(s: str, t: str) -> str:
+    return (
+        f"({s}.exposure_timestamp < {t}.exposure_timestamp OR ({s}.exposure_timestamp = "
+        f"{t}.exposure_timestamp AND {s}.decision_uuid < {t}.decision_uuid))"
+    )
+
+
+def moved_units(names: dict[str, str], day: dt.date, window: Window) -> str:
+    """Pairs whose unit the day's decisions will move to an earlier decision."""
+    return f"""
+SELECT s.experiment_id, s.visitor_id FROM ({_day_units(names, day, window)}) AS s
+JOIN {names[UNITS]} AS t ON t.experiment_id = s.experiment_id AND t.visitor_id = s.visitor_id
+WHERE {_beats("s", "t")}"""
+
+
+def delete_moved_events(names: dict[str, str], day: dt.date, window: Window) -> str:
+    """Events attributed to a unit that is about to move: they may lie outside its new window, in
+    export days no mapping reaches. The new window's days are re-attributed by automation."""
+    return f"""
+DELETE FROM {names[EVENTS]} AS e WHERE EXISTS (
+  SELECT 1 FROM ({moved_units(names, day, window)}) AS m
+  WHERE m.experiment_id = e.experiment_id AND m.visitor_id = e.visitor_id
 )"""
+
+
+def merge_units(names: dict[str, str], day: dt.date, window: Window) -> str:
+    """Fold the day's first decisions into units: keep the earlier of the two by (timestamp, uuid),
+    and flag a pair seen in two variations. Commutative and idempotent: order and re-runs do not
+    matter."""
+    cols = [c for c, *_ in COLUMNS[UNITS]]
+    # NULL is a variation of its own, as in _day_units ('' stands for it in both).
+    differs = "(COALESCE(T.variation_id, '') <> COALESCE(S.variation_id, ''))"
+    sets = ", ".join(
+        f"{c} = S.{c}" for c in cols if c not in ("experiment_id", "visitor_id", "multiple_variations")
+    )
+    return f"""
+MERGE INTO {names[UNITS]} AS T USING ({_day_units(names, day, window)}) AS S
+ON T.experiment_id = S.experiment_id AND T.visitor_id = S.visitor_id
+WHEN MATCHED AND {_beats("S", "T")} THEN UPDATE SET {sets},
+  multiple_variations = (COALESCE(T.multiple_variations, FALSE) OR S.multiple_variations OR {differs})
+WHEN MATCHED AND NOT COALESCE(T.multiple_variations, FALSE) AND (S.multiple_variations OR {differs})
+  THEN UPDATE SET multiple_variations = TRUE
+WHEN NOT MATCHED THEN INSERT ({", ".join(cols)}) VALUES ({", ".join("S." + c for c in cols)})"""
 
 
 def _attributed(names: dict[str, str], day: dt.date, window: Window) -> str:
     lo, hi = window.unit_days(day)
     return f"""
 SELECT u.experiment_id, u.variation_id, e.visitor_id, e.uuid AS event_uuid, e.event_name,
-       e.timestamp AS event_timestamp, e.revenue, u.exposure_timestamp, e.export_date
+       e.timestamp AS event_timestamp, e.revenue, u.exposure_timestamp, e.export_date, u.decision_uuid
 FROM {names["events"]} AS e
 JOIN {names[UNITS]} AS u ON u.visitor_id = e.visitor_id
-WHERE e.export_date = {lit(day)}
+WHERE e.export_date = {lit(day)} AND {in_bound("e", day, window)}
   AND u.exposure_date BETWEEN {lit(lo)} AND {lit(hi)}
   AND NOT COALESCE(u.is_holdback, FALSE)
   AND e.timestamp >= u.exposure_timestamp
@@ -142,68 +231,33 @@ def replace_events(names: dict[str, str], day: dt.date, window: Window, bigquery
     ]
 
 
-def rebuild_results(names: dict[str, str]) -> str:
-    """Every variation gets a row per event name its experiment saw, zero when it had none."""
+def late_decisions(names: dict[str, str], day: dt.date, window: Window) -> str:
+    """Per experiment: the day's decisions whose timestamp is outside the lateness bound."""
     return f"""
-CREATE OR REPLACE TABLE {names[RESULTS]} AS
-WITH units AS (
-  SELECT experiment_id, variation_id, COUNT(*) AS units FROM {names[UNITS]}
-  WHERE NOT COALESCE(is_holdback, FALSE) GROUP BY experiment_id, variation_id
-),
-event_names AS (SELECT DISTINCT experiment_id, event_name FROM {names[EVENTS]}),
-attributed AS (
-  SELECT experiment_id, variation_id, event_name, COUNT(DISTINCT visitor_id) AS converting_units,
-         COUNT(*) AS events, COALESCE(SUM(revenue), 0) AS revenue
-  FROM {names[EVENTS]} GROUP BY experiment_id, variation_id, event_name
-)
-SELECT u.experiment_id, u.variation_id, n.event_name, u.units,
-       COALESCE(a.converting_units, 0) AS converting_units, COALESCE(a.events, 0) AS events,
-       COALESCE(a.revenue, 0) AS revenue, COALESCE(a.converting_units, 0) / u.units AS conversion_rate
-FROM units AS u
-LEFT JOIN event_names AS n ON n.experiment_id = u.experiment_id
-LEFT JOIN attributed AS a ON a.experiment_id = u.experiment_id AND a.variation_id = u.variation_id
-  AND a.event_name IS NOT DISTINCT FROM n.event_name"""
+SELECT d.experiment_id, COUNT(*) FROM {names["decisions"]} AS d
+WHERE d.export_date = {lit(day)} AND d.experiment_id IS NOT NULL AND {out_of_bound("d", day, window)}
+GROUP BY d.experiment_id"""
 
 
-def units_not_in_decisions(names: dict[str, str], day: dt.date) -> str:
-    """Units written by the day whose decision (uuid, experiment, variation) the day's decisions lack."""
+def late_events_span(names: dict[str, str], day: dt.date, window: Window) -> str:
+    """How many of the day's events are outside the bound, and their earliest and latest dates."""
     return f"""
-SELECT u.experiment_id, COUNT(*) FROM {names[UNITS]} AS u
-WHERE u.export_date = {lit(day)} AND NOT EXISTS (
-  SELECT 1 FROM {names["decisions"]} AS d
-  WHERE d.export_date = {lit(day)} AND d.uuid = u.decision_uuid
-    AND d.experiment_id = u.experiment_id AND d.variation_id IS NOT DISTINCT FROM u.variation_id
-)
+SELECT COUNT(*), MIN(CAST(e.timestamp AS DATE)), MAX(CAST(e.timestamp AS DATE)) FROM {names["events"]} AS e
+WHERE e.export_date = {lit(day)} AND {out_of_bound("e", day, window)}"""
+
+
+def late_events(names: dict[str, str], day: dt.date, window: Window, lo: dt.date, hi: dt.date) -> str:
+    """Per experiment: the day's out-of-bound events a unit's window would have taken. ``lo``/``hi``
+    are the events' date span (``late_events_span``), so only those exposure days are read."""
+    return f"""
+SELECT u.experiment_id, COUNT(*) FROM {names["events"]} AS e
+JOIN {names[UNITS]} AS u ON u.visitor_id = e.visitor_id
+WHERE e.export_date = {lit(day)} AND {out_of_bound("e", day, window)}
+  AND u.exposure_date BETWEEN {lit(_days(lo, -window.days))} AND {lit(hi)}
+  AND NOT COALESCE(u.is_holdback, FALSE)
+  AND e.timestamp >= u.exposure_timestamp
+  AND e.timestamp <= u.exposure_timestamp + INTERVAL {int(window.hours)} HOUR
 GROUP BY u.experiment_id"""
-
-
-def visitors_vs_units(names: dict[str, str], day: dt.date) -> str:
-    """Per experiment of the day: distinct visitors of its decisions, and the unit rows they have
-    in units over all variations. Equal when every visitor has exactly one unit."""
-    return f"""
-SELECT p.experiment_id, COUNT(DISTINCT p.visitor_id) AS visitors, COUNT(u.visitor_id) AS units
-FROM (
-  SELECT DISTINCT d.experiment_id, d.visitor_id FROM {names["decisions"]} AS d
-  WHERE d.export_date = {lit(day)} AND d.experiment_id IS NOT NULL AND d.visitor_id IS NOT NULL
-    AND d.timestamp IS NOT NULL
-) AS p
-LEFT JOIN {names[UNITS]} AS u ON u.experiment_id = p.experiment_id AND u.visitor_id = p.visitor_id
-GROUP BY p.experiment_id"""
-
-
-def results_rows(names: dict[str, str], experiment_id: str | None = None) -> str:
-    where = (
-        "" if experiment_id is None else f" WHERE r.experiment_id = '{experiment_id.replace(chr(39), '')}'"
-    )
-    return f"""
-SELECT r.experiment_id, COALESCE(MAX(x.experiment_name), r.experiment_id), r.variation_id,
-       COALESCE(MAX(x.variation_name), r.variation_id), r.event_name, r.units, r.converting_units,
-       r.events, r.revenue, MAX(x.weight)
-FROM {names[RESULTS]} AS r
-LEFT JOIN {names[EXPERIMENTS]} AS x ON x.experiment_id = r.experiment_id AND x.variation_id = r.variation_id
-{where}
-GROUP BY r.experiment_id, r.variation_id, r.event_name, r.units, r.converting_units, r.events, r.revenue
-ORDER BY r.experiment_id, r.variation_id, r.event_name"""
 
 
 def string_literal(value: object, bigquery: bool) -> str:
@@ -215,24 +269,3 @@ def string_literal(value: object, bigquery: bool) -> str:
     if bigquery:  # GoogleSQL escapes with a backslash
         return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return "'" + text.replace("'", "''") + "'"
-
-
-def replace_experiments(names: dict[str, str], rows: list[dict], bigquery: bool) -> list[str]:
-    """Replace the whole (small) experiments dimension with ``rows``."""
-    cols = [c for c, *_ in COLUMNS[EXPERIMENTS]]
-    types = {c: (bq if bigquery else duck) for c, duck, bq in COLUMNS[EXPERIMENTS]}
-    selects = [
-        "SELECT " + ", ".join(f"CAST({string_literal(r[c], bigquery)} AS {types[c]}) AS {c}" for c in cols)
-        for r in rows
-    ] or ["SELECT " + ", ".join(f"CAST(NULL AS {types[c]}) AS {c}" for c in cols) + " LIMIT 0"]
-    source = " UNION ALL ".join(selects)
-    if bigquery:
-        return [
-            f"MERGE {names[EXPERIMENTS]} AS T USING ({source}) AS S ON FALSE "
-            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('S.' + c for c in cols)}) "
-            "WHEN NOT MATCHED BY SOURCE THEN DELETE"
-        ]
-    return [
-        f"DELETE FROM {names[EXPERIMENTS]}",
-        f"INSERT INTO {names[EXPERIMENTS]} ({', '.join(cols)}) {source}",
-    ]
