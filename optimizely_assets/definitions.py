@@ -9,7 +9,9 @@ from pathlib import Path
 from dagster import (
     AnchorBasedFilePathMapping,
     AssetSelection,
+    AutomationConditionSensorDefinition,
     DailyPartitionsDefinition,
+    DefaultSensorStatus,
     Definitions,
     EnvVar,
     FilesystemIOManager,
@@ -21,6 +23,7 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from optimizely_assets.assets import build_export_assets
+from optimizely_assets.assets.analysis import GROUP as ANALYSIS_GROUP
 from optimizely_assets.assets.analysis import UNITS_POOL, build_analysis_assets
 from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.assets.keys import canonical_pool
@@ -170,7 +173,16 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         asset_checks=checks,
         jobs=[daily_job],
         schedules=[build_daily_schedule(daily_job)],
-        sensors=[build_success_sensor(daily_job, daily, settings.sensor_lookback_days)],
+        sensors=[
+            build_success_sensor(daily_job, daily, settings.sensor_lookback_days),
+            # Late rows bring earlier analysis days up to date (README, "Late data"). Running by
+            # default: it only reacts to materializations already made.
+            AutomationConditionSensorDefinition(
+                "optimizely_analysis_automation",
+                target=AssetSelection.groups(ANALYSIS_GROUP),
+                default_status=DefaultSensorStatus.RUNNING,
+            ),
+        ],
         resources=resources,
         # One process per run for every job, the implicit asset job included: the steps only issue
         # I/O and warehouse jobs, so a process per step costs more in start-up than the work.
