@@ -175,12 +175,12 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         schedules=[build_daily_schedule(daily_job)],
         sensors=[
             build_success_sensor(daily_job, daily, settings.sensor_lookback_days),
-            # Late rows bring earlier analysis days up to date (README, "Late data"). Running by
-            # default: it only reacts to materializations already made.
+            # Late rows bring earlier analysis days up to date (README, "Late data"). Off by
+            # default, like the _SUCCESS sensor: a deployment turns its automation on in one place.
             AutomationConditionSensorDefinition(
                 "optimizely_analysis_automation",
                 target=AssetSelection.groups(ANALYSIS_GROUP),
-                default_status=DefaultSensorStatus.RUNNING,
+                default_status=DefaultSensorStatus.STOPPED,
             ),
         ],
         resources=resources,
