@@ -21,6 +21,7 @@ from dagster._core.executor.in_process import InProcessExecutor
 from dagster._core.instance import DagsterInstance
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, DagsterRunStatus
 
+from optimizely_assets.instance import AtomicSlotClaims
 from optimizely_assets.warehouse import MergeConcurrencyError
 
 
@@ -35,6 +36,12 @@ def pool_problems(instance: DagsterInstance, pools: Iterable[str]) -> list[str]:
             f"this Dagster instance ({type(storage).__name__}) cannot enforce pool limits, so another run "
             f"could MERGE into the same table at the same time; use a persistent instance "
             f"(set DAGSTER_HOME, e.g. `make dev`) with this project's dagster.yaml"
+        ]
+    if not isinstance(storage, AtomicSlotClaims) and _racy_claims(storage):
+        return [
+            f"this Dagster instance's {type(storage).__name__} can give a pool's one slot to two steps "
+            "that claim it at the same moment; set event_log_storage to this project's "
+            "optimizely_assets.instance.AtomicSlot* class (dagster.yaml, deploy/k8s/dagster.yaml)"
         ]
     granularity = instance.get_concurrency_config().pool_config.pool_granularity
     if granularity is not None and granularity.value != "op":
@@ -52,6 +59,13 @@ def pool_problems(instance: DagsterInstance, pools: Iterable[str]) -> list[str]:
                 "concurrency.pools.default_limit: 1 in dagster.yaml)"
             )
     return problems
+
+
+def _racy_claims(storage: object) -> bool:
+    """Dagster's SQLite and Postgres storages read a free slot, then write it (optimizely_assets/instance.py)."""
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    return isinstance(storage, SqlEventLogStorage)
 
 
 WORKER_TAG = "optimizely/worker"  # host:pid of the process running the run's steps
