@@ -47,8 +47,8 @@ def project(export_dir: Path, work: Path, days: list[dt.date]) -> None:
     from dagster import DagsterInstance
 
     from optimizely_assets.assets.keys import key
-    from optimizely_assets.cli import console_log_level
     from optimizely_assets.definitions import DAILY_JOB, build_definitions
+    from optimizely_assets.runs import console_log_level
     from optimizely_assets.settings import Settings
 
     # The embedded default's layout: <dir>/source (the export), <dir>/staging, <dir>/warehouse.duckdb.

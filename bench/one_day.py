@@ -14,9 +14,9 @@ import sys
 from dagster import DagsterInstance
 
 from optimizely_assets.assets.keys import SOURCE_FILES, STAGED_FILES, key
-from optimizely_assets.cli import console_log_level
 from optimizely_assets.definitions import DAILY_JOB, build_definitions
 from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.runs import console_log_level
 from optimizely_assets.settings import Settings
 
 

@@ -102,6 +102,9 @@ def catch_up(
     start the cursor: a first evaluation requests nothing, as the daemon's first tick."""
     from dagster import evaluate_automation_conditions
 
+    from optimizely_assets.instance import atomic_slot_claims
+
+    atomic_slot_claims(instance)  # its runs are in process: the executor that does it is skipped
     job = defs.resolve_job_def(job_name)
     ran: list[tuple[str, str]] = []
     for _ in range(rounds):

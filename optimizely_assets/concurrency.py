@@ -21,7 +21,7 @@ from dagster._core.executor.in_process import InProcessExecutor
 from dagster._core.instance import DagsterInstance
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, DagsterRunStatus
 
-from optimizely_assets.instance import AtomicSlotClaims
+from optimizely_assets.instance import atomic_slot_claims, claims_race
 from optimizely_assets.warehouse import MergeConcurrencyError
 
 
@@ -36,12 +36,6 @@ def pool_problems(instance: DagsterInstance, pools: Iterable[str]) -> list[str]:
             f"this Dagster instance ({type(storage).__name__}) cannot enforce pool limits, so another run "
             f"could MERGE into the same table at the same time; use a persistent instance "
             f"(set DAGSTER_HOME, e.g. `make dev`) with this project's dagster.yaml"
-        ]
-    if not isinstance(storage, AtomicSlotClaims) and _racy_claims(storage):
-        return [
-            f"this Dagster instance's {type(storage).__name__} can give a pool's one slot to two steps "
-            "that claim it at the same moment; set event_log_storage to this project's "
-            "optimizely_assets.instance.AtomicSlot* class (dagster.yaml, deploy/k8s/dagster.yaml)"
         ]
     granularity = instance.get_concurrency_config().pool_config.pool_granularity
     if granularity is not None and granularity.value != "op":
@@ -59,13 +53,6 @@ def pool_problems(instance: DagsterInstance, pools: Iterable[str]) -> list[str]:
                 "concurrency.pools.default_limit: 1 in dagster.yaml)"
             )
     return problems
-
-
-def _racy_claims(storage: object) -> bool:
-    """Dagster's SQLite and Postgres storages read a free slot, then write it (optimizely_assets/instance.py)."""
-    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
-
-    return isinstance(storage, SqlEventLogStorage)
 
 
 WORKER_TAG = "optimizely/worker"  # host:pid of the process running the run's steps
@@ -162,6 +149,13 @@ def ensure_merges_serialised(
     if serialised_by_backend:
         return
     problems = pool_problems(instance, [pool])
+    if not problems and claims_race(instance):
+        problems = [
+            f"this run's {type(instance.event_log_storage).__name__} claimed its pool slot with Dagster's "
+            "own read-then-write, which can give one slot to two steps; run it through the project's "
+            "executor, or call optimizely_assets.instance.atomic_slot_claims(instance) before "
+            "execute_in_process"
+        ]
     if problems:
         raise refusal(problems)
 
@@ -194,6 +188,7 @@ class PoolGuardExecutor(Executor):
         ):
             yield from self._inner.execute(plan_context, execution_plan)
             return
+        atomic_slot_claims(instance)  # before any step claims a slot (instance.py)
         free_slots_of_dead_runs(instance)
         with _Reaper(instance):
             yield from self._inner.execute(plan_context, execution_plan)

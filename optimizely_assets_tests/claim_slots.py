@@ -1,6 +1,6 @@
 """Claim one pool's slot N times in a row, as one of several processes; print the overlaps seen.
 
-python -m optimizely_assets_tests.claim_slots <base_dir> <run_id> <claims> <start_at>
+python -m optimizely_assets_tests.claim_slots <dagster_home> <run_id> <claims> <start_at>
 
 While it holds the slot, the process creates a marker file exclusively: if another process holds
 the slot too, the marker exists already and that is an overlap.
@@ -12,14 +12,16 @@ import os
 import sys
 import time
 
-from optimizely_assets.instance import AtomicSlotSqliteEventLogStorage
+from dagster import DagsterInstance
+
+from optimizely_assets.instance import atomic_slot_claims
 
 POOL = "optimizely_canonical_events"
 
 if __name__ == "__main__":
-    base, run_id, claims, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    storage = AtomicSlotSqliteEventLogStorage(base)
-    marker = os.path.join(base, "held")
+    home, run_id, claims, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    storage = atomic_slot_claims(DagsterInstance.from_config(home)).event_log_storage
+    marker = os.path.join(home, "held")
     overlaps = 0
     while time.time() < start_at:  # every process claims from the same instant
         time.sleep(0.001)

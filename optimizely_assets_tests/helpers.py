@@ -6,8 +6,9 @@ from pathlib import Path
 import duckdb
 from dagster import DagsterInstance, ExecuteInProcessResult
 
-from optimizely_assets.cli import console_log_level
 from optimizely_assets.definitions import DAILY_JOB, build_definitions
+from optimizely_assets.instance import atomic_slot_claims
+from optimizely_assets.runs import console_log_level
 from optimizely_assets.settings import Settings
 
 QUIET = console_log_level("ERROR")
@@ -26,7 +27,7 @@ def run_day(
     job = defs.resolve_job_def(DAILY_JOB)
     return job.execute_in_process(
         partition_key=day.isoformat(),
-        instance=instance,
+        instance=atomic_slot_claims(instance),  # as the project's executor does (instance.py)
         raise_on_error=False,
         run_config=QUIET,
         resources=resources,

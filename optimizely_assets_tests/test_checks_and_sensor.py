@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from optimizely_assets import cli
+from optimizely_assets import runs
 from optimizely_assets.automation import build_success_sensor
 from optimizely_assets.definitions import DAILY_JOB, build_definitions
 from optimizely_assets.demo.synthetic import date_range, write_export
@@ -38,7 +38,7 @@ def loaded(tmp_path, monkeypatch):
 
 def test_checks_cli_passes_on_a_good_load_and_names_day_and_experiment_when_rows_go_missing(loaded, capsys):
     settings = loaded
-    rows = cli.run_checks(settings, DAYS)
+    rows = runs.run_checks(settings, DAYS)
     assert rows and all(r["passed"] for r in rows)
 
     with duckdb.connect(str(settings.duckdb_path)) as con:
@@ -50,7 +50,7 @@ def test_checks_cli_passes_on_a_good_load_and_names_day_and_experiment_when_rows
         )
         con.execute("DELETE FROM events WHERE export_date = ? AND event_name = 'purchase'", [DAYS[1]])
 
-    rows = cli.run_checks(settings, DAYS)
+    rows = runs.run_checks(settings, DAYS)
     failed = {r["check"]: r for r in rows if not r["passed"]}
     assert set(failed) == {
         "decisions/raw_table:rows_match_source_footers",
@@ -78,7 +78,7 @@ def test_a_uuid_copied_into_another_days_canonical_partition_fails_no_duplicates
         assert con.execute(
             "SELECT count(*) FROM decisions_raw WHERE uuid = ? AND export_date = ?", [uuid, DAYS[1]]
         ).fetchone() == (0,)
-    rows = cli.run_checks(settings, DAYS)
+    rows = runs.run_checks(settings, DAYS)
     failed = {(r["day"], r["check"]): r["description"] for r in rows if not r["passed"]}
     assert set(failed) == {(d.isoformat(), "decisions/canonical:no_duplicate_uuids") for d in DAYS}
     assert all(uuid in text for text in failed.values())
@@ -90,7 +90,7 @@ def test_freshness_check_fails_when_the_day_was_rewritten_after_the_load(loaded)
         account_prefix(SMALL.account_id), ExportType.EVENTS, DAYS[0]
     )
     os.utime(marker, (marker.stat().st_atime + 10, marker.stat().st_mtime + 10))
-    rows = cli.run_checks(settings, [DAYS[0]])
+    rows = runs.run_checks(settings, [DAYS[0]])
     failed = [r for r in rows if not r["passed"]]
     assert [r["check"] for r in failed] == ["events/raw_table:fresh_after_success"]
     assert "re-run" in failed[0]["description"]

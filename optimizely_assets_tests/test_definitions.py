@@ -88,10 +88,10 @@ def test_materializing_source_files_alone_runs_their_drift_check_and_nothing_of_
     from dagster import DagsterInstance
 
     from optimizely_assets.assets.keys import SOURCE_FILES, key
-    from optimizely_assets.cli import console_log_level
     from optimizely_assets.definitions import DAILY_JOB, build_definitions
     from optimizely_assets.demo.synthetic import write_export
     from optimizely_assets.e3.layout import ExportType
+    from optimizely_assets.runs import console_log_level
     from optimizely_assets_tests.conftest import SMALL, START
 
     settings = local_settings(tmp_path / "local")

@@ -16,30 +16,15 @@ import tomllib
 import yaml
 from dagster import DagsterInstance
 from dagster._core.instance.config import dagster_instance_config
-from dagster._serdes import class_from_code_pointer
-from dagster_postgres.event_log import PostgresEventLogStorage
 
 from optimizely_assets.assets.analysis import UNITS_POOL
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.concurrency import pool_problems
 from optimizely_assets.e3.layout import ExportType
-from optimizely_assets.instance import AtomicSlotClaims
 
 REPO = Path(__file__).resolve().parents[1]
 K8S_YAML = REPO / "deploy" / "k8s" / "dagster.yaml"
 POOLS = [*(canonical_pool(t) for t in ExportType), UNITS_POOL]
-
-
-def on_sqlite(config: dict, tmp_path: Path) -> dict:
-    """The same instance on a local store (the project's SQLite counterpart), so that it loads here."""
-    for key in ("run_storage", "schedule_storage"):
-        config.pop(key)
-    config["event_log_storage"] = {
-        "module": "optimizely_assets.instance",
-        "class": "AtomicSlotSqliteEventLogStorage",
-        "config": {"base_dir": str(tmp_path / "storage")},
-    }
-    return config
 
 
 def test_the_kubernetes_instance_config_is_valid_and_keeps_one_merge_per_table(tmp_path, monkeypatch):
@@ -51,17 +36,11 @@ def test_the_kubernetes_instance_config_is_valid_and_keeps_one_merge_per_table(t
         config["run_launcher"]["class"] == "K8sRunLauncher"
         and config["run_launcher"]["module"] == "dagster_k8s"
     )
-    # Postgres for all three stores; the event log's slot claims are the project's compare-and-set.
-    assert config["run_storage"]["module"] == "dagster_postgres.run_storage"
-    assert config["schedule_storage"]["module"] == "dagster_postgres.schedule_storage"
-    assert config["event_log_storage"]["class"] == "AtomicSlotPostgresEventLogStorage"
-    assert issubclass(
-        class_from_code_pointer(config["event_log_storage"]["module"], "AtomicSlotPostgresEventLogStorage"),
-        (AtomicSlotClaims, PostgresEventLogStorage),
-    )
+    assert "postgres" in config["storage"]
 
     # The same file on a local store, so that it loads here: the launcher and the limits as written.
-    local = on_sqlite(yaml.safe_load(K8S_YAML.read_text()), tmp_path)
+    local = yaml.safe_load(K8S_YAML.read_text())
+    local["storage"] = {"sqlite": {"base_dir": str(tmp_path / "storage")}}
     (home / "dagster.yaml").write_text(yaml.safe_dump(local))
     import kubernetes
 
@@ -85,7 +64,8 @@ def test_the_kubernetes_instance_config_is_valid_and_keeps_one_merge_per_table(t
 
 
 def test_a_pool_limit_above_one_in_the_config_is_refused(tmp_path):
-    local = on_sqlite(yaml.safe_load(K8S_YAML.read_text()), tmp_path)
+    local = yaml.safe_load(K8S_YAML.read_text())
+    local["storage"] = {"sqlite": {"base_dir": str(tmp_path / "storage")}}
     local.pop("run_launcher")
     local["concurrency"]["pools"]["default_limit"] = 2
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(local))

@@ -113,7 +113,7 @@ def loaded(tmp_path):
 
 
 def test_a_file_rewritten_under_an_unchanged_success_marker_fails_freshness(loaded, tmp_path, monkeypatch):
-    from optimizely_assets import cli
+    from optimizely_assets import runs
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     settings, written, _ = loaded
@@ -128,7 +128,7 @@ def test_a_file_rewritten_under_an_unchanged_success_marker_fails_freshness(load
     path = settings.local_source_dir / victim
     write_parquet(pq.read_table(path).slice(0, 10), path)
     assert marker.stat().st_mtime_ns == before
-    rows = {r["check"]: r for r in cli.run_checks(settings, [START])}
+    rows = {r["check"]: r for r in runs.run_checks(settings, [START])}
     fresh = rows["decisions/raw_table:fresh_after_success"]
     assert (
         not fresh["passed"]
