@@ -127,8 +127,8 @@ def test_units_events_and_results_follow_the_definitions(duck):
 
 def test_reruns_change_nothing(duck):
     before = run_days(duck)
-    assert duck.write_units(D1, W48) == {"inserted": 0, "moved_earlier": 0}
-    assert duck.write_units(D2, W48) == {"inserted": 0, "moved_earlier": 0}
+    assert duck.write_units(D1, W48) == {"inserted": 0, "moved_earlier": 0, "retracted": 0}
+    assert duck.write_units(D2, W48) == {"inserted": 0, "moved_earlier": 0, "retracted": 0}
     assert duck.write_events(D3, W48) == 3  # replaced, not appended
     assert run_days(duck) == before
 
@@ -138,11 +138,41 @@ def test_a_unit_moves_to_an_earlier_decision_delivered_later_and_its_stale_event
     duck.write_events(D1, W48)
     # Loaded alone, D1 makes bob a unit of A at 12:00, with his 13:00 add_to_cart.
     assert duck.query("SELECT variation_id FROM experiment_events WHERE visitor_id = 'bob'") == [("A",)]
-    assert duck.write_units(D2, W48) == {"inserted": 1, "moved_earlier": 1}  # carol new; bob moved
+    assert duck.write_units(D2, W48) == {
+        "inserted": 1,
+        "moved_earlier": 1,
+        "retracted": 0,
+    }  # carol new; bob moved
     # bob's event went with his old unit; D1's events re-attributed give it to the new one.
     assert duck.query("SELECT COUNT(*) FROM experiment_events WHERE visitor_id = 'bob'") == [(0,)]
     duck.write_events(D1, W48)
     assert duck.query("SELECT variation_id FROM experiment_events WHERE visitor_id = 'bob'") == [("B",)]
+
+
+def redeliver_without_bobs_decision(analysis: ExperimentAnalysis) -> list[tuple]:
+    """D2 re-delivered without u-d, bob's unit: his unit goes back to u-c (A, D1), his events go."""
+    run_days(analysis)
+    analysis.execute(
+        ["DELETE FROM decisions WHERE uuid = 'u-d'".replace("decisions", analysis.names["decisions"])]
+    )
+    assert analysis.write_units(D2, W48) == {"inserted": 0, "moved_earlier": 0, "retracted": 1}
+    assert analysis.query(
+        f"SELECT COUNT(*) FROM {analysis.names['experiment_events']} WHERE visitor_id = 'bob'"
+    ) == [(0,)]
+    return analysis.query(
+        f"SELECT variation_id, decision_uuid, export_date FROM {analysis.names['experiment_units']} "
+        "WHERE visitor_id = 'bob'"
+    )
+
+
+def test_a_redelivered_day_without_a_units_decision_derives_the_unit_again(duck):
+    assert redeliver_without_bobs_decision(duck) == [("A", "u-c", D1)]
+    duck.write_events(D1, W48)  # as automation would: bob's add_to_cart is his again, in A
+    assert duck.query("SELECT variation_id FROM experiment_events WHERE visitor_id = 'bob'") == [("A",)]
+    # A pair left with no decision at all has no unit.
+    duck.execute(["DELETE FROM decisions WHERE uuid = 'u-c'"])
+    assert duck.write_units(D1, W48)["retracted"] == 1
+    assert duck.query("SELECT COUNT(*) FROM experiment_units WHERE visitor_id = 'bob'") == [(0,)]
 
 
 def test_a_shorter_window_attributes_less(duck):
@@ -188,9 +218,10 @@ def test_bigquery_runs_the_same_semantics(tmp_path):
         )
         seed(bq)
         assert run_days(bq) == EXPECTED
-        assert bq.write_units(D1, W48) == {"inserted": 0, "moved_earlier": 0}
+        assert bq.write_units(D1, W48) == {"inserted": 0, "moved_earlier": 0, "retracted": 0}
         assert bq.units_not_in_decisions(D1, W48) == {}
         assert bq.visitors_vs_units(D1, W48)[E1] == (3, 3, 0)
+        assert [tuple(r) for r in redeliver_without_bobs_decision(bq)] == [("A", "u-c", D1)]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

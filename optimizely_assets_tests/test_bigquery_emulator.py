@@ -250,3 +250,75 @@ def test_a_day_over_the_uri_limit_loads_explicit_uri_chunks_then_replaces_the_da
         schema_update_options=["ALLOW_FIELD_ADDITION"],
     ).to_api_repr()["query"]
     assert final["destinationTable"]["tableId"] == "decisions_raw$20240101"
+
+
+def _redelivered(table: pa.Table) -> pa.Table:
+    """The day as Optimizely might re-deliver it: 50 rows gone, 20 with another variation, 30 new uuids."""
+    kept = table.slice(50)
+    variation = kept["variation_id"].to_pylist()
+    variation[:20] = ["redelivered"] * 20
+    kept = kept.set_column(kept.column_names.index("variation_id"), "variation_id", pa.array(variation))
+    new = table.slice(0, 30)
+    new = new.set_column(
+        new.column_names.index("uuid"), "uuid", pa.array([f"new-{i:04d}" for i in range(30)])
+    )
+    return pa.concat_tables([kept, new.cast(kept.schema)])
+
+
+def test_a_redelivered_day_leaves_canonical_equal_to_its_new_raw_day_on_both_backends(
+    warehouse, emulator, tmp_path
+):
+    """Canonical's day D is a function of raw's day D: a re-run after Optimizely rewrote the day
+    deletes what the day no longer has, takes the new values and the new uuids, and the
+    canonical_day_within_raw_day finding, zero before, names what would have stayed behind."""
+    _, gcs_root = emulator
+    t = ExportType.DECISIONS
+    written = _seed_generated(warehouse, gcs_root, tmp_path, t)
+    d0, d1 = DAYS
+    tables = {
+        w.day: pa.concat_tables([pq.read_table(tmp_path / "src" / r) for r in sorted(w.files)])
+        for w in written
+    }
+    duck = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    duck.ensure_tables(t)
+
+    def duck_load(day, table):
+        path = tmp_path / f"{day}-{table.num_rows}.parquet"
+        pq.write_table(table, path)
+        duck.load_raw_day(t, day, [StagedFile(str(path), f"s3://src/{day}", table.num_rows)], [])
+
+    for day, table in tables.items():
+        duck_load(day, table)
+    for wh in (warehouse, duck):
+        for day in DAYS:
+            wh.merge_canonical(t, day, 30)
+        assert wh.not_in_raw(t, d1) == (0, ())
+
+    new = _redelivered(tables[d1])
+    warehouse.run_query(
+        f"DELETE FROM `{warehouse.table_id('decisions_raw')}` WHERE {warehouse.raw_day_filter(d1)}"
+    )
+    seed_raw(warehouse, gcs_root, t, d1, new)
+    duck_load(d1, new)
+    held_by_d0 = {u for u in tables[d0]["uuid"].to_pylist()}
+    gone = sorted(set(tables[d1]["uuid"].to_pylist()) - set(new["uuid"].to_pylist()) - held_by_d0)
+    for wh in (warehouse, duck):
+        n, examples = wh.not_in_raw(t, d1)  # before the re-run: what an insert-only MERGE would keep
+        assert n == len(gone) > 0 and list(examples) == gone[:20]
+        stats = wh.merge_canonical(t, d1, 30)
+        assert wh.not_in_raw(t, d1) == (0, ())
+        assert wh.duplicate_uuids(t, d1, 30) == [] and wh.missing_from_canonical(t, d1, 30) == {}
+        assert (stats.inserted, stats.removed) == (30, len(gone))
+    bq_rows, _ = warehouse.run_query(
+        f"SELECT uuid, variation_id FROM `{warehouse.table_id('decisions')}` WHERE export_date = {lit(d1)}"
+    )
+    with duck.connect() as con:
+        duck_rows = con.execute(
+            f"SELECT uuid, variation_id FROM decisions WHERE export_date = {lit(d1)}"
+        ).fetchall()
+    assert sorted(tuple(r) for r in bq_rows) == sorted(tuple(r) for r in duck_rows)
+    assert {u for u, _ in duck_rows} == set(new["uuid"].to_pylist()) - held_by_d0
+    uuids = new["uuid"].to_pylist()
+    changed = {u for u, v in zip(uuids, new["variation_id"].to_pylist(), strict=True) if v == "redelivered"}
+    once = {u for u in changed if uuids.count(u) == 1} - held_by_d0
+    assert once and {u for u, v in duck_rows if v == "redelivered"} >= once

@@ -106,8 +106,11 @@ def test_every_query_reading_a_table_filters_its_partitions(export_type):
 def test_the_merge_window_is_the_horizon_around_the_export_day():
     merge = next(q for q in planned(ExportType.DECISIONS) if q.name == "merge_canonical").sql
     assert "T.export_date BETWEEN DATE '2024-01-31' AND DATE '2024-03-31'" in merge
-    on_clause = merge.split("ON T.uuid")[1].split("WHEN NOT MATCHED")[0]
+    on_clause = merge.split("ON T.uuid")[1].split("WHEN")[0]
     assert "timestamp" not in on_clause  # the window never comes from client clocks
+    # Only the day itself is rewritten or deleted: every other day of the window is only read.
+    assert "WHEN MATCHED AND T.export_date = DATE '2024-03-01' THEN\n  UPDATE SET" in merge
+    assert merge.endswith("WHEN NOT MATCHED BY SOURCE AND T.export_date = DATE '2024-03-01' THEN\n  DELETE")
 
 
 def test_every_query_job_carries_a_cost_guard():

@@ -67,8 +67,10 @@ def test_a_session_attaches_the_file_once_for_the_merge_and_the_checks(tmp_path,
     wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     uuids = load_a_day(tmp_path, wh)
     attaches = []
-    attach = DuckDBWarehouse._attach
-    monkeypatch.setattr(DuckDBWarehouse, "_attach", lambda self, ro: attaches.append(ro) or attach(self, ro))
+    from optimizely_assets.warehouse import duckdb as module
+
+    attach = module.attach
+    monkeypatch.setattr(module, "attach", lambda path, ro, *a: attaches.append(ro) or attach(path, ro, *a))
 
     with wh.session() as step:
         stats = step.merge_canonical(T, START, 30)

@@ -2,7 +2,13 @@ from collections.abc import Iterator
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, MaterializeResult
 
-from optimizely_assets.assets.checks import all_present, check_specs, evaluate_selected, no_duplicates
+from optimizely_assets.assets.checks import (
+    all_present,
+    check_specs,
+    evaluate_selected,
+    matches_raw,
+    no_duplicates,
+)
 from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
 from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, canonical_pool, key
 from optimizely_assets.assets.load_history import failure_recorded, history_row
@@ -29,8 +35,9 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         ins={"manifest": AssetIn(key=key(export_type, SOURCE_FILES))},
         description=(
             f"`{export_type.value}`: unique by event uuid within the dedup horizon, partitioned by export "
-            "day. Each day inserts the first copy of each uuid that canonical lacks in the export days "
-            "within the horizon; MERGEs into this table never overlap (its own pool, limit 1)."
+            "day. Export day D holds the first copy of each of raw D's uuids that no other export day "
+            "within the horizon holds: a re-run deletes what raw D no longer has and rewrites the rest. "
+            "MERGEs into this table never overlap (its own pool, limit 1)."
         ),
     )
     def _canonical(
@@ -51,6 +58,7 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
                     export_type, day, manifest, raw, found
                 ),
                 "no_duplicate_uuids": lambda: no_duplicates(export_type, day, found),
+                "canonical_day_within_raw_day": lambda: matches_raw(export_type, day, found),
             },
         )
 
@@ -83,6 +91,8 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
                 "duplicates_within_day": stats.day_rows - stats.null_uuid_rows - stats.unique_uuids,
                 "already_in_canonical": stats.already_present,
                 "inserted": stats.inserted,
+                "rewritten": stats.rewritten,
+                "removed_not_in_raw": stats.removed,
                 "null_uuid_rows_skipped": stats.null_uuid_rows,
                 "dedup_window": f"{lo} .. {hi}",
                 "added_columns": ", ".join(stats.added_columns) or "none",

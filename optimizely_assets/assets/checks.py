@@ -4,7 +4,7 @@ Each check is evaluated in the step of the asset it checks, from what that step 
 - ``source_files``: schema drift, from the manifest it just built;
 - ``raw_table``: raw rows against the footers (counted by the load itself, in its transaction) and
   freshness; its blocking checks stop the MERGE of a day that does not match its source;
-- ``canonical``: every key present, no duplicate uuid, from one query after the MERGE.
+- ``canonical``: every key present, no duplicate uuid, nothing raw lacks, after the MERGE.
 Run alone (the UI, the ``checks`` CLI), the same functions read the loaded day, and drift lists the
 source again.
 """
@@ -108,6 +108,23 @@ def no_duplicates(export_type: ExportType, day: dt.date, found: CanonicalFinding
         description=f"{export_type.value} {day}: "
         + ("no duplicate uuids" if not dups else f"{len(dups)}+ duplicated uuids, e.g. {dups[0][0]}"),
         metadata={"duplicated_uuids": len(dups), "examples": MetadataValue.json([u for u, _ in dups[:5]])},
+    )
+
+
+def matches_raw(export_type: ExportType, day: dt.date, found: CanonicalFindings) -> AssetCheckResult:
+    n, examples = found.not_in_raw, list(found.not_in_raw_examples)
+    return AssetCheckResult(
+        asset_key=key(export_type, CANONICAL),
+        check_name="canonical_day_within_raw_day",
+        passed=not n,
+        description=f"{export_type.value} {day}: "
+        + (
+            "every canonical uuid of the day is in raw's day"
+            if not n
+            else f"{n:,} canonical row(s) of the day have a uuid raw's day no longer has, e.g. {examples[0]}; "
+            "re-run the day"
+        ),
+        metadata={"uuids_not_in_raw": n, "examples": MetadataValue.json(examples[:5])},
     )
 
 
@@ -226,6 +243,12 @@ def check_specs(export_type: ExportType, stage: str, partitions_def) -> list[Ass
                 "no_duplicate_uuids",
                 canonical,
                 "No uuid of the day's canonical rows occurs twice in canonical within the dedup horizon.",
+            ),
+            spec(
+                "canonical_day_within_raw_day",
+                canonical,
+                "Every uuid of the day's canonical rows is in the day's raw rows: a day Optimizely "
+                "re-delivered with other rows leaves nothing behind (raw within canonical is the check above).",
             ),
         ],
     }.get(stage, [])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse import analysis_sql as sql
+from optimizely_assets.warehouse import redelivery_sql as redelivery
 from optimizely_assets.warehouse import results_sql
 from optimizely_assets.warehouse.base import Warehouse, table_names
 
@@ -93,13 +94,27 @@ class ExperimentAnalysis:
     def write_units(self, day: dt.date, window: sql.Window) -> dict[str, int]:
         """Fold the day's decisions into units. Events attributed to a unit that moves to an earlier
         decision are deleted first: a re-run after a failure between the two finds them again."""
+        retracted = int(
+            self.query(f"SELECT COUNT(*) FROM ({redelivery.retracted_units(self.names, day)}) AS r")[0][0]
+        )
+        if retracted:  # a re-delivered day took a unit's decision away: its events go, it is derived again
+            self.execute(
+                [
+                    redelivery.delete_retracted_events(self.names, day),
+                    redelivery.rederive_units(self.names, day, window),
+                ]
+            )
         moved = int(
             self.query(f"SELECT COUNT(*) FROM ({sql.moved_units(self.names, day, window)}) AS m")[0][0]
         )
         before = self.count_all(sql.UNITS)
         statements = [sql.delete_moved_events(self.names, day, window)] if moved else []
         self.execute([*statements, sql.merge_units(self.names, day, window)])
-        return {"inserted": self.count_all(sql.UNITS) - before, "moved_earlier": moved}
+        return {
+            "inserted": self.count_all(sql.UNITS) - before,
+            "moved_earlier": moved,
+            "retracted": retracted,
+        }
 
     def write_events(self, day: dt.date, window: sql.Window) -> int:
         self.execute(sql.replace_events(self.names, day, window, self.bigquery))

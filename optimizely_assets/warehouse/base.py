@@ -153,15 +153,18 @@ class MergeStats:
     day_rows: int  # raw rows of the export day
     unique_uuids: int  # distinct non-null uuids among them
     null_uuid_rows: int  # rows without a uuid: they cannot be deduplicated and stay out of canonical
-    inserted: int  # new uuids written to canonical
+    inserted: int  # uuids new to canonical, written to the day
     window: tuple[dt.date, dt.date]  # canonical export dates searched for the day's uuids
     added_columns: tuple[str, ...] = ()  # columns added to canonical by this MERGE
     jobs: JobStats = JobStats()
     partition_rows: int | None = None  # canonical rows of the export day after the MERGE, if counted
     table_rows: int | None = None  # all canonical rows after the MERGE, if counted
+    rewritten: int = 0  # rows the day already held, written again from raw (a re-run's changed content)
+    removed: int = 0  # rows the day held whose uuid raw's day no longer has (a re-delivered day)
 
     @property
     def already_present(self) -> int:
+        """The day's uuids it did not insert: held by another day of the window, or rewritten."""
         return self.unique_uuids - self.inserted
 
 
@@ -177,6 +180,8 @@ class CanonicalFindings:
 
     missing: dict[str | None, int]  # per key value: raw uuids of the day that canonical lacks
     duplicates: list[tuple[str, int]]  # uuids of the day's canonical rows found more than once
+    not_in_raw: int = 0  # canonical rows of the day whose uuid raw's day does not have
+    not_in_raw_examples: tuple[str, ...] = ()  # the first 20 of them, by uuid
 
 
 def keyed_counts(rows) -> dict[str | None, int]:
@@ -211,7 +216,9 @@ class Warehouse(ConfigurableResource):
     def merge_canonical(
         self, export_type: ExportType, day: dt.date, horizon_days: int, history: LoadHistoryRow | None = None
     ) -> MergeStats:
-        """Insert the day's new uuids; with ``history``, also its ``load_history`` row (see history.py)."""
+        """Make canonical's day a function of raw's: the first copy of each of raw's uuids that no other
+        day of the window holds. A re-run deletes what raw no longer has and rewrites the rest, in the
+        same statement or transaction. With ``history``, also its ``load_history`` row (history.py)."""
         raise NotImplementedError
 
     def record_history(self, row: LoadHistoryRow) -> None:
@@ -246,7 +253,12 @@ class Warehouse(ConfigurableResource):
         return self.raw_day(export_type, day), CanonicalFindings(
             self.missing_from_canonical(export_type, day, horizon_days),
             self.duplicate_uuids(export_type, day, horizon_days),
+            *self.not_in_raw(export_type, day),
         )
+
+    def not_in_raw(self, export_type: ExportType, day: dt.date) -> tuple[int, tuple[str, ...]]:
+        """Canonical rows of the day whose uuid raw's day lacks: their count and the first 20 uuids."""
+        raise NotImplementedError
 
     def table_uri(self, export_type: ExportType, which: str) -> str:
         """``which`` is ``raw`` or ``canonical``; a name a user can paste into a query."""

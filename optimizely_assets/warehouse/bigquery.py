@@ -224,15 +224,29 @@ class BigQueryWarehouse(Warehouse):
         ((day_rows, unique, nulls),), stats = self.run_query(
             self._planned(export_type, day, horizon_days, "day_stats")
         )
+        ((held,),), _ = self.run_query(
+            sql.canonical_day_rows(self.ref(table_names(export_type).canonical), day)
+        )
         job = self.client.query(
             self._planned(export_type, day, horizon_days, "merge_canonical", columns=columns),
             job_config=self.query_config(),
         )
         job.result()
-        inserted = int(job.num_dml_affected_rows or 0)
+        ((after,),), _ = self.run_query(
+            sql.canonical_day_rows(self.ref(table_names(export_type).canonical), day)
+        )
+        inserted, rewritten, removed = _dml_counts(job, int(held), int(after))
         window = dedup_window(day, horizon_days)
         merged = MergeStats(
-            int(day_rows), int(unique), int(nulls), inserted, window, added, ddl + stats + _stats(job)
+            int(day_rows),
+            int(unique),
+            int(nulls),
+            inserted,
+            window,
+            added,
+            ddl + stats + _stats(job),
+            rewritten=rewritten,
+            removed=removed,
         )
         if history is not None:  # right after the MERGE job (history.py: why not in the same job)
             self.record_history(history.succeeded(merged))
@@ -272,6 +286,10 @@ class BigQueryWarehouse(Warehouse):
     def canonical_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
         return self._key_counts(self._planned(export_type, day, 0, "canonical_key_counts"))
 
+    def not_in_raw(self, export_type: ExportType, day: dt.date) -> tuple[int, tuple[str, ...]]:
+        ((n, examples),), _ = self.run_query(self._planned(export_type, day, 0, "not_in_raw"))
+        return int(n), tuple(str(u) for u in examples or ())
+
     def duplicate_uuids(
         self, export_type: ExportType, day: dt.date, horizon_days: int
     ) -> list[tuple[str, int]]:
@@ -283,6 +301,23 @@ class BigQueryWarehouse(Warehouse):
     ) -> dict[str | None, int]:
         rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "missing_from_canonical"))
         return keyed_counts(rows)
+
+
+def _dml_counts(job, held: int, after: int) -> tuple[int, int, int]:
+    """(inserted, updated, deleted) rows of the canonical MERGE, from its DML statistics.
+
+    Without them (the emulator): every row the day held is updated or deleted, so affected rows =
+    inserted + held, and after = held - deleted + inserted (the pool keeps other MERGEs out)."""
+    dml = getattr(job, "dml_stats", None)
+    if dml is not None:
+        return (
+            int(dml.inserted_row_count or 0),
+            int(dml.updated_row_count or 0),
+            int(dml.deleted_row_count or 0),
+        )
+    inserted = int(job.num_dml_affected_rows or 0) - held
+    deleted = held + inserted - after
+    return inserted, held - deleted, deleted
 
 
 def _stats(job) -> JobStats:

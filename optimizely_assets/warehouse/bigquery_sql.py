@@ -60,10 +60,13 @@ def merge_canonical(
     window: tuple[dt.date, dt.date],
     columns: list[str],
 ) -> str:
-    """One MERGE: the day's first copy of each uuid that canonical lacks in the window.
+    """One MERGE makes canonical's day the first copy of each of raw's uuids that no other day of the
+    window holds: it inserts the new ones, rewrites the ones the day holds (a re-run's changed
+    content) and deletes the day's rows whose uuid raw no longer has (a re-delivered day).
 
-    The window filter sits in the ON clause, on the target's partitioning column, as the DML
-    documentation describes for pruning a MERGE's target.
+    The window filter sits in the ON clause, on the target's partitioning column, and the
+    UPDATE and DELETE clauses carry the day's own constant filter, as the DML documentation
+    describes for pruning a MERGE's target (preflight's dry run shows the bytes on a project).
     """
     order = ", ".join(_order_key(c) for c in winner_order(export_type))
     target = [*columns, EXPORT_DATE, EVENT_DATE]
@@ -77,17 +80,34 @@ USING (
   QUALIFY ROW_NUMBER() OVER (PARTITION BY uuid ORDER BY {order}) = 1
 ) AS S
 ON T.uuid = S.uuid AND T.{_between(window)}
-WHEN NOT MATCHED THEN
+WHEN MATCHED AND T.{EXPORT_DATE} = {lit(day)} THEN
+  UPDATE SET {", ".join(f"{q(c)} = S.{q(c)}" for c in target if c != EXPORT_DATE)}
+WHEN NOT MATCHED BY TARGET THEN
   INSERT ({", ".join(q(c) for c in target)})
-  VALUES ({", ".join(f"S.{q(c)}" for c in target)})"""
+  VALUES ({", ".join(f"S.{q(c)}" for c in target)})
+WHEN NOT MATCHED BY SOURCE AND T.{EXPORT_DATE} = {lit(day)} THEN
+  DELETE"""
 
 
 def raw_key_counts(raw: str, key: str, raw_day: str) -> str:
     return f"SELECT {q(key)}, COUNT(*) FROM {raw} WHERE {raw_day} GROUP BY 1"
 
 
+def canonical_day_rows(canonical: str, day: dt.date) -> str:
+    return f"SELECT COUNT(*) FROM {canonical} WHERE {EXPORT_DATE} = {lit(day)}"
+
+
 def canonical_key_counts(canonical: str, key: str, day: dt.date) -> str:
     return f"SELECT {q(key)}, COUNT(*) FROM {canonical} WHERE {EXPORT_DATE} = {lit(day)} GROUP BY 1"
+
+
+def not_in_raw(raw: str, canonical: str, raw_day: str, day: dt.date) -> str:
+    """Canonical's uuids of the day that raw's day lacks: (count, first 20 by uuid)."""
+    return (
+        f"SELECT COUNT(*), ARRAY_AGG(c.uuid ORDER BY c.uuid LIMIT 20) FROM {canonical} AS c "
+        f"LEFT JOIN (SELECT DISTINCT uuid FROM {raw} WHERE {raw_day}) AS r ON r.uuid = c.uuid "
+        f"WHERE c.{EXPORT_DATE} = {lit(day)} AND r.uuid IS NULL"
+    )
 
 
 def duplicate_uuids(canonical: str, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
@@ -161,4 +181,5 @@ def day_queries(
         PlannedQuery("canonical_key_counts", canonical_key_counts(canonical, key, day)),
         PlannedQuery("duplicate_uuids", duplicate_uuids(canonical, day, window)),
         PlannedQuery("missing_from_canonical", missing_from_canonical(raw, canonical, key, raw_day, window)),
+        PlannedQuery("not_in_raw", not_in_raw(raw, canonical, raw_day, day)),
     ]

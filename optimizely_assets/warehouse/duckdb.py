@@ -33,12 +33,12 @@ from optimizely_assets.warehouse.base import (
     name_failed_files,
     table_names,
 )
+from optimizely_assets.warehouse.duckdb_attach import ALIAS, attach
 from optimizely_assets.warehouse.history import LoadHistoryRow
 
 # Files per read_parquet statement: one over 10,000 files holds all their metadata; batches in one
 # transaction keep memory flat and the day atomic. 1,000 small files load ~45% faster in one than five.
 FILES_PER_STATEMENT = 1_000
-ALIAS = "warehouse"  # the attached file's name inside each connection
 
 
 class DuckDBWarehouse(Warehouse):
@@ -86,7 +86,7 @@ class DuckDBWarehouse(Warehouse):
         delay = 0.05
         while True:
             try:
-                con = self._attach(read_only)
+                con = attach(self.path, read_only, self.row_group_size, self.storage_version)
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -100,37 +100,6 @@ class DuckDBWarehouse(Warehouse):
             yield con
         finally:
             con.close()
-
-    def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        """The file attached to an in-memory host, to give it a row group size (an ATTACH option).
-
-        E3 rows are wide: at DuckDB's default (122,880) a row group of a 1 KB-per-row day is ~120 MB
-        held per writing thread outside ``memory_limit``, and a day's last one is written at commit.
-        At 16,384 rows the load and the MERGE write row groups as they go, in parallel (``bench/``).
-
-        A new file gets ``storage_version``: on DuckDB's default (v1.0.0) a checkpoint rewrote the
-        metadata of unchanged row groups too, so a day's cost grew with the history (bench/merge.py).
-        Only at creation: ATTACH with a newer version upgrades an existing file for good, which
-        would lock out a user's older DuckDB without asking.
-        """
-        con = duckdb.connect()
-        try:
-            options = ["READ_ONLY"] if read_only else [f"ROW_GROUP_SIZE {int(self.row_group_size)}"]
-            if not read_only and self.storage_version and not Path(self.path).exists():
-                options.append(f"STORAGE_VERSION {sql.text(self.storage_version)}")
-            con.execute(f"ATTACH {sql.text(self.path)} AS {ALIAS} ({', '.join(options)})")
-            con.execute(f"USE {ALIAS}")
-            # An in-memory host would spill to ./.tmp; spill beside the file, as DuckDB does for one.
-            con.execute(f"SET temp_directory = {sql.text(self.path + '.tmp')}")
-            if not read_only:
-                # Checkpoint once the WAL (block pointers, partial row groups) passes 1 MB, not on
-                # every close: each one costs ~0.2 s on a day's tables.
-                con.execute("PRAGMA disable_checkpoint_on_shutdown")
-                con.execute("SET checkpoint_threshold = '1MB'")
-        except BaseException:
-            con.close()
-            raise
-        return con
 
     @contextmanager
     def transaction(self, ensure: ExportType | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -212,7 +181,13 @@ class DuckDBWarehouse(Warehouse):
             con.execute(sql.day_uuids(export_type, day))
             day_rows, unique, nulls = con.execute(sql.day_stats(export_type, day)).fetchone()
             columns = [c for c in raw_cols if c not in (EXPORT_DATE, EVENT_DATE)]
-            (inserted,) = con.execute(sql.merge_canonical(export_type, day, window, columns)).fetchone()
+            # The day is replaced, not added to: what a re-delivered raw day dropped goes, and what
+            # it changed is written again (the window probe then finds only other days' uuids).
+            held, removed = con.execute(sql.day_before_merge(export_type, day)).fetchone()
+            if held:
+                con.execute(sql.delete_canonical_day(export_type, day))
+            (written,) = con.execute(sql.merge_canonical(export_type, day, window, columns)).fetchone()
+            rewritten = int(held) - int(removed)
             (partition_rows,) = con.execute(
                 f"SELECT count(*) FROM {t.canonical} WHERE {EXPORT_DATE} = {sql.lit(day)}"
             ).fetchone()
@@ -221,11 +196,13 @@ class DuckDBWarehouse(Warehouse):
                 int(day_rows),
                 int(unique),
                 int(nulls),
-                int(inserted),
+                int(written) - rewritten,
                 window,
                 tuple(added),
                 partition_rows=int(partition_rows),
                 table_rows=int(table_rows),
+                rewritten=rewritten,
+                removed=int(removed),
             )
             if history is not None:  # committed with the MERGE, or not at all
                 con.execute(load_history.insert(load_history.TABLE, history.succeeded(stats), bigquery=False))
@@ -272,10 +249,17 @@ class DuckDBWarehouse(Warehouse):
         with self.connect() as con:
             con.execute(sql.checked_uuids(export_type, day))
             rows = con.execute(sql.canonical_findings(export_type, day, window)).fetchall()
+            n, examples = con.execute(sql.not_in_raw(export_type, day)).fetchone()
         raw = keyed_counts((k, n) for kind, k, n in rows if kind == "raw")
         missing = keyed_counts((k, n) for kind, k, n in rows if kind == "missing")
         dups = sorted((str(u), int(n)) for kind, u, n in rows if kind == "duplicate")
-        return DaySummary(sum(raw.values()), raw), CanonicalFindings(missing, dups)
+        stale = tuple(str(u) for u in examples or ())
+        return DaySummary(sum(raw.values()), raw), CanonicalFindings(missing, dups, int(n), stale)
+
+    def not_in_raw(self, export_type: ExportType, day: dt.date) -> tuple[int, tuple[str, ...]]:
+        with self.connect() as con:
+            n, examples = con.execute(sql.not_in_raw(export_type, day)).fetchone()
+        return int(n), tuple(str(u) for u in examples or ())
 
     def table_uri(self, export_type: ExportType, which: str) -> str:
         name = getattr(table_names(export_type), which)

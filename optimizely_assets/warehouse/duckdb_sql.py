@@ -154,6 +154,30 @@ WHERE r.{EXPORT_DATE} = {d} AND r.rowid IN (SELECT rid FROM winners)
 """
 
 
+def day_before_merge(export_type: ExportType, day: dt.date) -> str:
+    """Rows canonical's day holds before a re-run, and how many of them raw's day no longer has."""
+    c = table_names(export_type).canonical
+    return (
+        f"SELECT count(*), count(*) FILTER (WHERE uuid NOT IN (SELECT uuid FROM {DAY_UUIDS}))\n"
+        f"FROM {c} WHERE {EXPORT_DATE} = {lit(day)}"
+    )
+
+
+def delete_canonical_day(export_type: ExportType, day: dt.date) -> str:
+    return f"DELETE FROM {table_names(export_type).canonical} WHERE {EXPORT_DATE} = {lit(day)}"
+
+
+def not_in_raw(export_type: ExportType, day: dt.date) -> str:
+    """Canonical's uuids of the day that raw's day lacks: (count, first 20 by uuid)."""
+    t = table_names(export_type)
+    d = lit(day)
+    return (
+        f"SELECT count(*), list(uuid ORDER BY uuid)[1:20] FROM {t.canonical} AS c\n"
+        f"WHERE c.{EXPORT_DATE} = {d} AND NOT EXISTS (\n"
+        f"  SELECT 1 FROM {t.raw} AS r WHERE r.{EXPORT_DATE} = {d} AND r.uuid = c.uuid)"
+    )
+
+
 def key_counts(table: str, key: str, day: dt.date) -> str:
     return f"SELECT {q(key)}, count(*) FROM {table} WHERE {EXPORT_DATE} = {lit(day)} GROUP BY 1"
 
@@ -225,10 +249,13 @@ def dry_run_queries(export_type: ExportType, day: dt.date, window: tuple[dt.date
     return {
         "day_uuids": day_uuids(export_type, day),
         "day_stats": day_stats(export_type, day),
+        "day_before_merge": day_before_merge(export_type, day),
+        "delete_canonical_day": delete_canonical_day(export_type, day),
         "merge_canonical": merge_canonical(export_type, day, window, [f.name for f in SCHEMAS[export_type]]),
         "raw_key_counts": key_counts(t.raw, export_type.key_column, day),
         "duplicate_uuids": duplicate_uuids(export_type, day, window),
         "missing_from_canonical": missing_from_canonical(export_type, day, window),
         "checked_uuids": checked_uuids(export_type, day),
         "canonical_findings": canonical_findings(export_type, day, window),
+        "not_in_raw": not_in_raw(export_type, day),
     }
