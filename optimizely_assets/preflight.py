@@ -30,9 +30,11 @@ from optimizely_assets.warehouse import Warehouse
 
 HINTS = {
     "source": "the source credentials need s3:ListBucket on the account prefix and s3:GetObject on its files",
-    "staging": "the staging credentials need storage.objects.create, .get and .delete on the bucket",
-    "warehouse": "the BigQuery credentials need bigquery.datasets.create (or an existing dataset), "
-    "bigquery.tables.create/.get/.update and bigquery.jobs.create",
+    "staging": "the staging credentials need roles/storage.objectAdmin on the staging bucket (an IAM "
+    "condition on resource.name can narrow it to OPTIMIZELY_GCS_PREFIX)",
+    "warehouse": "the BigQuery credentials need roles/bigquery.jobUser on the project and "
+    "roles/bigquery.dataEditor on the dataset; create the dataset once (`bq mk --dataset PROJECT:DATASET`) "
+    "and no project-level dataset permission is needed",
 }
 
 

@@ -322,3 +322,22 @@ def test_a_redelivered_day_leaves_canonical_equal_to_its_new_raw_day_on_both_bac
     changed = {u for u, v in zip(uuids, new["variation_id"].to_pylist(), strict=True) if v == "redelivered"}
     once = {u for u in changed if uuids.count(u) == 1} - held_by_d0
     assert once and {u for u, v in duck_rows if v == "redelivered"} >= once
+
+
+def test_the_merge_job_has_an_id_from_the_run_and_step_and_a_retry_gets_another(
+    warehouse, emulator, tmp_path
+):
+    _, gcs_root = emulator
+    _seed_generated(warehouse, gcs_root, tmp_path, ExportType.DECISIONS)
+    first = warehouse.for_step("run-1", "decisions__canonical").merge_canonical(
+        ExportType.DECISIONS, DAYS[0], 30
+    )
+    expected = "optimizely_decisions__canonical_decisions_1_run-1_0"
+    assert expected in first.jobs.job_ids
+    assert warehouse.client.get_job(expected).state == "DONE"
+    # The same step's retry (attempt 1) runs a job of its own: BigQuery never sees an id twice.
+    retry = warehouse.for_step("run-1", "decisions__canonical", 1).merge_canonical(
+        ExportType.DECISIONS, DAYS[0], 30
+    )
+    assert "optimizely_decisions__canonical_decisions_1_run-1_1" in retry.jobs.job_ids
+    assert retry.inserted == 0

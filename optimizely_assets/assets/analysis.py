@@ -139,7 +139,7 @@ def build_analysis_assets(
         ensure_merges_serialised(
             context.instance, context.run_id, UNITS_POOL, warehouse.merges_serialised_by_backend
         )
-        analysis = ExperimentAnalysis(warehouse)
+        analysis = ExperimentAnalysis(warehouse.for_context(context))
         analysis.ensure_tables()
         written = analysis.write_units(day, window)
         late = analysis.late_decisions(day, window)
@@ -190,7 +190,7 @@ def build_analysis_assets(
     )
     def experiment_events(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         day = partition_day(context.partition_key)
-        analysis = ExperimentAnalysis(warehouse)
+        analysis = ExperimentAnalysis(warehouse.for_context(context))
         analysis.ensure_tables()
         rows = analysis.write_events(day, window)
         lo, hi = window.unit_days(day)
@@ -224,7 +224,7 @@ def build_analysis_assets(
     def experiments(
         context: AssetExecutionContext, warehouse: Warehouse, catalog: ExperimentCatalog
     ) -> MaterializeResult:
-        analysis = ExperimentAnalysis(warehouse)
+        analysis = ExperimentAnalysis(warehouse.for_context(context))
         analysis.ensure_tables()
         seen: dict[str, list[str]] = {}
         for experiment_id, variation_id in analysis.query(
@@ -263,8 +263,8 @@ def build_analysis_assets(
         ),
         **common,
     )
-    def experiment_results(warehouse: Warehouse) -> MaterializeResult:
-        analysis = ExperimentAnalysis(warehouse)
+    def experiment_results(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+        analysis = ExperimentAnalysis(warehouse.for_context(context))
         analysis.ensure_tables()
         analysis.rebuild_results(exclude_multiple)
         rows = analysis.results()

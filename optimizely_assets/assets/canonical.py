@@ -44,7 +44,9 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         context: AssetExecutionContext, manifest: DayManifest, warehouse: Warehouse, loader: LoaderConfig
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         day = partition_day(context.partition_key)
-        with warehouse.session() as wh:  # the MERGE and the checks on one connection (DuckDB)
+        with warehouse.for_context(
+            context
+        ).session() as wh:  # the MERGE and the checks on one connection (DuckDB)
             if key(export_type, CANONICAL) in context.selected_asset_keys:
                 yield merge(context, day, wh, loader)
             if not context.selected_asset_check_keys:

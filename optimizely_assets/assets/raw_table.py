@@ -60,6 +60,7 @@ def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: D
         context: AssetExecutionContext, day, staged: StagedDay, warehouse: Warehouse, loader: LoaderConfig
     ) -> Generator[MaterializeResult, None, DaySummary]:
         """Replace the day's raw partition; returns what the load counted in its own transaction."""
+        warehouse = warehouse.for_context(context)  # its jobs carry the run and step (BigQuery)
         if not staged.files and not loader.allow_empty_day:
             warehouse.ensure_tables(export_type)
             held = warehouse.raw_day(export_type, day).rows

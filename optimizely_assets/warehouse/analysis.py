@@ -57,20 +57,24 @@ class ExperimentAnalysis:
 
     # --- two primitives per backend ------------------------------------------------------
 
-    def execute(self, statements: list[str]) -> int:
-        """Run the statements (DuckDB: one transaction; BigQuery: each a single-statement job).
-        Returns the rows the last one affected."""
+    def execute(self, statements: list[str | tuple[str, str]]) -> int:
+        """Run the statements (DuckDB: one transaction; BigQuery: each a single-statement job; a
+        (table, statement) pair is a write into that table: labelled, its orphans settled first,
+        bigquery_jobs.py). Returns the rows the last one affected."""
         if self.bigquery:
             affected = 0
-            for text in statements:
-                job = self.warehouse.client.query(text, job_config=self.warehouse.query_config())  # type: ignore[attr-defined]
-                job.result()
+            for item in statements:
+                if isinstance(item, tuple):
+                    job = self.warehouse.run_write(item[1], item[0])  # type: ignore[attr-defined]
+                else:
+                    job = self.warehouse.client.query(item, job_config=self.warehouse.query_config())  # type: ignore[attr-defined]
+                    job.result()
                 affected = int(job.num_dml_affected_rows or 0)
             return affected
         with self.warehouse.transaction() as con:  # type: ignore[attr-defined]
             result = None
-            for text in statements:
-                result = con.execute(text).fetchall()
+            for item in statements:
+                result = con.execute(item[1] if isinstance(item, tuple) else item).fetchall()
         return int(result[0][0]) if result and result[0] and isinstance(result[0][0], int) else 0
 
     def query(self, text: str) -> list[tuple]:
@@ -84,10 +88,7 @@ class ExperimentAnalysis:
 
     def ensure_tables(self) -> None:
         if self.bigquery:
-            self.warehouse.client.create_dataset(  # type: ignore[attr-defined]
-                f"{self.warehouse.project}.{self.warehouse.dataset}",
-                exists_ok=True,  # type: ignore[attr-defined]
-            )
+            self.warehouse.ensure_dataset()  # type: ignore[attr-defined]
         for text in sql.create_tables(self.names, self.bigquery):
             self.execute([text])
 
@@ -100,16 +101,16 @@ class ExperimentAnalysis:
         if retracted:  # a re-delivered day took a unit's decision away: its events go, it is derived again
             self.execute(
                 [
-                    redelivery.delete_retracted_events(self.names, day),
-                    redelivery.rederive_units(self.names, day, window),
+                    (sql.EVENTS, redelivery.delete_retracted_events(self.names, day)),
+                    (sql.UNITS, redelivery.rederive_units(self.names, day, window)),
                 ]
             )
         moved = int(
             self.query(f"SELECT COUNT(*) FROM ({sql.moved_units(self.names, day, window)}) AS m")[0][0]
         )
         before = self.count_all(sql.UNITS)
-        statements = [sql.delete_moved_events(self.names, day, window)] if moved else []
-        self.execute([*statements, sql.merge_units(self.names, day, window)])
+        statements = [(sql.EVENTS, sql.delete_moved_events(self.names, day, window))] if moved else []
+        self.execute([*statements, (sql.UNITS, sql.merge_units(self.names, day, window))])
         return {
             "inserted": self.count_all(sql.UNITS) - before,
             "moved_earlier": moved,
@@ -117,7 +118,7 @@ class ExperimentAnalysis:
         }
 
     def write_events(self, day: dt.date, window: sql.Window) -> int:
-        self.execute(sql.replace_events(self.names, day, window, self.bigquery))
+        self.execute([(sql.EVENTS, s) for s in sql.replace_events(self.names, day, window, self.bigquery)])
         return self.count(sql.EVENTS, day)
 
     def count(self, table: str, day: dt.date, column: str = "export_date") -> int:
@@ -129,7 +130,7 @@ class ExperimentAnalysis:
         return int(self.query(f"SELECT COUNT(*) FROM {self.names[table]}")[0][0])
 
     def rebuild_results(self, exclude_multiple: bool = False) -> None:
-        self.execute([results_sql.rebuild_results(self.names, exclude_multiple)])
+        self.execute([(sql.RESULTS, results_sql.rebuild_results(self.names, exclude_multiple))])
 
     # --- rows beyond the lateness bound, units in several variations ------------------------
 
@@ -157,7 +158,8 @@ class ExperimentAnalysis:
         return out
 
     def replace_experiments(self, rows: list[ExperimentRow]) -> None:
-        self.execute(results_sql.replace_experiments(self.names, [r.__dict__ for r in rows], self.bigquery))
+        statements = results_sql.replace_experiments(self.names, [r.__dict__ for r in rows], self.bigquery)
+        self.execute([(sql.EXPERIMENTS, s) for s in statements])
 
     def experiment_ids(self) -> list[str]:
         return [

@@ -196,6 +196,15 @@ class Warehouse(ConfigurableResource):
     # True when the backend itself never runs two MERGEs into one table side by side.
     merges_serialised_by_backend: ClassVar[bool]
 
+    def for_step(self, run_id: str, step_key: str, attempt: int = 0) -> Warehouse:
+        """This warehouse for one Dagster step; a backend may tag its jobs with it (BigQuery)."""
+        return self
+
+    def for_context(self, context) -> Warehouse:
+        """``for_step`` from an asset's execution context."""
+        step = context.op_execution_context.get_step_execution_context().step.key
+        return self.for_step(context.run_id, step, context.retry_number)
+
     @contextmanager
     def session(self) -> Iterator[Warehouse]:
         """This warehouse for consecutive calls of one step; a backend may share work between them

@@ -10,11 +10,11 @@ import datetime as dt
 from typing import ClassVar
 
 import pyarrow as pa
-from pydantic import Field, PrivateAttr
 
 from optimizely_assets.e3.layout import ExportType, compact_date
 from optimizely_assets.e3.schemas import bigquery_source_fields
 from optimizely_assets.loading.staging_copy import StagedFile
+from optimizely_assets.warehouse import bigquery_jobs as jobs
 from optimizely_assets.warehouse import bigquery_scratch as scratch
 from optimizely_assets.warehouse import bigquery_sql as sql
 from optimizely_assets.warehouse import history as load_history
@@ -26,62 +26,24 @@ from optimizely_assets.warehouse.base import (
     JobStats,
     LoadResult,
     MergeStats,
-    Warehouse,
     dedup_window,
     keyed_counts,
     layout_error,
     name_failed_files,
     table_names,
 )
+from optimizely_assets.warehouse.bigquery_client import BigQueryClient, job_stats
 from optimizely_assets.warehouse.bigquery_scratch import URIS_PER_LOAD_JOB
 from optimizely_assets.warehouse.bigquery_sql import PlannedQuery
 from optimizely_assets.warehouse.history import LoadHistoryRow
 
-DEFAULT_MAXIMUM_BYTES_BILLED = 1 << 40  # 1 TiB per query job
 
-
-class BigQueryWarehouse(Warehouse):
-    project: str = Field(description="GCP project that runs the jobs and holds the dataset.")
-    dataset: str = "optimizely_e3"
-    location: str = "US"
-    api_endpoint: str | None = Field(default=None, description="Emulator endpoint; unset for BigQuery.")
-    maximum_bytes_billed: int | None = Field(
-        default=DEFAULT_MAXIMUM_BYTES_BILLED,
-        description="Every query job fails rather than bill more than this; None turns the guard off.",
-    )
-
-    _client = PrivateAttr(default=None)
+class BigQueryWarehouse(BigQueryClient):
     non_source_columns: ClassVar[tuple[str, ...]] = (EXPORT_DATE, EVENT_DATE)
 
     kind: ClassVar[str] = "bigquery"
     # Insert-only MERGEs into one table run side by side (documented): Dagster must serialise them.
     merges_serialised_by_backend: ClassVar[bool] = False
-
-    @property
-    def client(self):
-        if self._client is None:
-            from google.cloud import bigquery
-
-            if self.api_endpoint:
-                from google.auth.credentials import AnonymousCredentials
-
-                self._client = bigquery.Client(
-                    project=self.project,
-                    location=self.location,
-                    credentials=AnonymousCredentials(),
-                    client_options={"api_endpoint": self.api_endpoint},
-                )
-            else:
-                self._client = bigquery.Client(project=self.project, location=self.location)
-        return self._client
-
-    # --- names ----------------------------------------------------------------------------
-
-    def table_id(self, name: str) -> str:
-        return f"{self.project}.{self.dataset}.{name}"
-
-    def ref(self, name: str) -> str:
-        return f"`{self.table_id(name)}`"
 
     def table_uri(self, export_type: ExportType, which: str) -> str:
         return self.table_id(getattr(table_names(export_type), which))
@@ -96,25 +58,10 @@ class BigQueryWarehouse(Warehouse):
     def raw_day_filter(self, day: dt.date) -> str:
         return sql.raw_day_filter(day)
 
-    # --- jobs -----------------------------------------------------------------------------
-
-    def query_config(self, **kwargs):
-        from google.cloud import bigquery
-
-        config = bigquery.QueryJobConfig(labels={"optimizely_assets": "true"}, **kwargs)
-        if self.maximum_bytes_billed:
-            config.maximum_bytes_billed = int(self.maximum_bytes_billed)
-        return config
-
-    def run_query(self, query: str, **config) -> tuple[list[tuple], JobStats]:
-        job = self.client.query(query, job_config=self.query_config(**config))
-        rows = [tuple(r.values()) for r in job.result()]
-        return rows, _stats(job)
-
     def ensure_tables(self, export_type: ExportType) -> None:
         from google.cloud import bigquery
 
-        self.client.create_dataset(bigquery.Dataset(f"{self.project}.{self.dataset}"), exists_ok=True)
+        self.ensure_dataset()
         names = table_names(export_type)
         source = [bigquery.SchemaField.from_api_repr(f) for f in bigquery_source_fields(export_type)]
         raw = bigquery.Table(self.table_id(names.raw), schema=source)
@@ -152,7 +99,7 @@ class BigQueryWarehouse(Warehouse):
             create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
             schema_update_options=[bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION],
             parquet_options=parquet,
-            labels={"optimizely_assets": "true"},
+            labels=jobs.labels(step=self._step),
         )
 
     def load_uris(
@@ -160,7 +107,7 @@ class BigQueryWarehouse(Warehouse):
     ) -> tuple[int, JobStats]:
         job = self.client.load_table_from_uri(uris, destination, job_config=self.load_job_config(disposition))
         job.result()
-        return int(job.output_rows or 0), _stats(job)
+        return int(job.output_rows or 0), job_stats(job)
 
     def load_raw_day(
         self, export_type: ExportType, day: dt.date, files: list[StagedFile], added: list[pa.Field]
@@ -227,15 +174,15 @@ class BigQueryWarehouse(Warehouse):
         ((held,),), _ = self.run_query(
             sql.canonical_day_rows(self.ref(table_names(export_type).canonical), day)
         )
-        job = self.client.query(
+        job = self.run_write(
             self._planned(export_type, day, horizon_days, "merge_canonical", columns=columns),
-            job_config=self.query_config(),
+            table_names(export_type).canonical,
+            day,
         )
-        job.result()
         ((after,),), _ = self.run_query(
             sql.canonical_day_rows(self.ref(table_names(export_type).canonical), day)
         )
-        inserted, rewritten, removed = _dml_counts(job, int(held), int(after))
+        inserted, rewritten, removed = jobs.dml_counts(job, int(held), int(after))
         window = dedup_window(day, horizon_days)
         merged = MergeStats(
             int(day_rows),
@@ -244,7 +191,7 @@ class BigQueryWarehouse(Warehouse):
             inserted,
             window,
             added,
-            ddl + stats + _stats(job),
+            ddl + stats + job_stats(job),
             rewritten=rewritten,
             removed=removed,
         )
@@ -301,30 +248,3 @@ class BigQueryWarehouse(Warehouse):
     ) -> dict[str | None, int]:
         rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "missing_from_canonical"))
         return keyed_counts(rows)
-
-
-def _dml_counts(job, held: int, after: int) -> tuple[int, int, int]:
-    """(inserted, updated, deleted) rows of the canonical MERGE, from its DML statistics.
-
-    Without them (the emulator): every row the day held is updated or deleted, so affected rows =
-    inserted + held, and after = held - deleted + inserted (the pool keeps other MERGEs out)."""
-    dml = getattr(job, "dml_stats", None)
-    if dml is not None:
-        return (
-            int(dml.inserted_row_count or 0),
-            int(dml.updated_row_count or 0),
-            int(dml.deleted_row_count or 0),
-        )
-    inserted = int(job.num_dml_affected_rows or 0) - held
-    deleted = held + inserted - after
-    return inserted, held - deleted, deleted
-
-
-def _stats(job) -> JobStats:
-    return JobStats(
-        jobs=1,
-        bytes_processed=int(getattr(job, "total_bytes_processed", None) or 0),
-        bytes_billed=int(getattr(job, "total_bytes_billed", None) or 0),
-        slot_ms=int(getattr(job, "slot_millis", None) or 0),
-        job_ids=(job.job_id,) if getattr(job, "job_id", None) else (),
-    )
