@@ -129,9 +129,10 @@ def matches_raw(export_type: ExportType, day: dt.date, found: CanonicalFindings)
 
 
 def drift(export_type: ExportType, manifest: DayManifest) -> AssetCheckResult:
-    added = manifest.added_columns
+    added, nested = manifest.added_columns, manifest.added_nested
     bad = [q.key for q in manifest.quarantined]
     parts = [f"new columns {', '.join(added)}"] if added else []
+    parts += [f"new fields inside columns {', '.join(nested)}"] if nested else []
     parts += [f"{len(bad)} file(s) quarantined: {', '.join(bad[:5])}"] if bad else []
     return AssetCheckResult(
         asset_key=key(export_type, SOURCE_FILES),
@@ -141,6 +142,7 @@ def drift(export_type: ExportType, manifest: DayManifest) -> AssetCheckResult:
         description=f"{export_type.value} {manifest.day}: " + ("; ".join(parts) or "schema as expected"),
         metadata={
             "added_columns": MetadataValue.json(added),
+            "added_nested_fields": MetadataValue.json(nested),
             "quarantined": MetadataValue.json(
                 [{"key": q.key, "reason": q.reason} for q in manifest.quarantined]
             ),

@@ -182,14 +182,49 @@ def source_columns(export_type: ExportType) -> list[str]:
 
 
 def schema_drift(expected: pa.Schema, actual: pa.Schema) -> dict[str, list[str]]:
-    """Columns added, missing or retyped in ``actual`` relative to ``expected``."""
+    """Columns added, missing or retyped in ``actual`` relative to ``expected``, and the known
+    columns ``actual`` widens with fields added inside them (``widened``; see ``nested_added``)."""
     exp = {f.name: f.type for f in expected}
     act = {f.name: f.type for f in actual}
+    common = sorted(set(exp) & set(act))
+    retyped = [n for n in common if not _compatible(exp[n], act[n])]
     return {
         "added": sorted(set(act) - set(exp)),
         "missing": sorted(set(exp) - set(act)),
-        "retyped": sorted(n for n in set(exp) & set(act) if not _compatible(exp[n], act[n])),
+        "retyped": retyped,
+        "widened": [n for n in common if n not in retyped and nested_added(exp[n], act[n])],
     }
+
+
+NestedPath = tuple[str, ...]  # ("attributes", "element", "source"): "element" is a list's item
+
+
+def nested_added(
+    have: pa.DataType, new: pa.DataType, path: NestedPath = ()
+) -> list[tuple[NestedPath, pa.DataType]]:
+    """Fields ``new`` has inside structs (in lists and maps too, at any depth) that ``have`` lacks."""
+    if pa.types.is_struct(have) and pa.types.is_struct(new):
+        known = {f.name: f.type for f in have}
+        out: list[tuple[NestedPath, pa.DataType]] = []
+        for f in new:
+            if f.name not in known:
+                out.append(((*path, f.name), f.type))
+            else:
+                out += nested_added(known[f.name], f.type, (*path, f.name))
+        return out
+    if pa.types.is_map(have) and pa.types.is_map(new):
+        return nested_added(have.item_type, new.item_type, (*path, "value"))
+    if pa.types.is_list(have) and pa.types.is_list(new):
+        return nested_added(have.value_type, new.value_type, (*path, "element"))
+    return []
+
+
+def show_path(path: NestedPath) -> str:
+    """``attributes[].source``, as a user reads it."""
+    out = path[0]
+    for part in path[1:]:
+        out += "[]" if part == "element" else ("{}" if part == "value" else f".{part}")
+    return out
 
 
 def _compatible(expected: pa.DataType, actual: pa.DataType) -> bool:

@@ -19,7 +19,7 @@ from optimizely_assets.e3.layout import (
     success_key,
 )
 from optimizely_assets.e3.parquet_footer import UNKNOWN, ParquetFileError
-from optimizely_assets.e3.schemas import SCHEMAS, schema_drift
+from optimizely_assets.e3.schemas import SCHEMAS, nested_added, schema_drift, show_path
 from optimizely_assets.resources.source import ExportSource, SourceObject
 
 
@@ -39,6 +39,8 @@ class ManifestFile:
     key_value_known: bool = False  # False: statistics absent or several values in the file
     added_fields: tuple[pa.Field, ...] = ()  # columns beyond the known schema, with their types
     columns: tuple[str, ...] = ()  # the file's column names in its order (footer); () if unknown
+    # known columns the file widens with fields inside them (attributes[].source), as the file has them
+    widened_fields: tuple[pa.Field, ...] = ()
 
     @property
     def added_columns(self) -> tuple[str, ...]:
@@ -106,6 +108,27 @@ class DayManifest:
     @property
     def added_columns(self) -> list[str]:
         return [f.name for f in self.added_fields]
+
+    @property
+    def widened_fields(self) -> list[pa.Field]:
+        """Every distinct widened column type among the files (the loader adds each one's fields)."""
+        seen: dict[tuple[str, str], pa.Field] = {}
+        for f in self.files:
+            for fld in f.widened_fields:
+                seen.setdefault((fld.name, str(fld.type)), fld)
+        return [seen[k] for k in sorted(seen)]
+
+    @property
+    def added_nested(self) -> list[str]:
+        """Fields added inside known columns, at any depth: ``attributes[].source``."""
+        expected = SCHEMAS[self.export_type]
+        return sorted(
+            {
+                show_path(path)
+                for fld in self.widened_fields
+                for path, _ in nested_added(expected.field(fld.name).type, fld.type, (fld.name,))
+            }
+        )
 
 
 def build_manifest(
@@ -182,6 +205,7 @@ def build_manifest(
             key_value=None if value is UNKNOWN else value,  # type: ignore[arg-type]
             key_value_known=value is not UNKNOWN,
             added_fields=tuple(footer.schema.field(n) for n in drift["added"]),
+            widened_fields=tuple(footer.schema.field(n) for n in drift["widened"]),
             # One shared tuple per column list: a stored manifest of 10,000 files pickles it once.
             columns=column_lists.setdefault(names, names),
         )

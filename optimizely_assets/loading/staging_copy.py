@@ -43,7 +43,8 @@ def same_columns(files: list[StagedFile]) -> bool:
 class StagedDay:
     files: tuple[StagedFile, ...]
     day_uri: str  # staging URI of the day's folder
-    added_fields: tuple[pa.Field, ...]  # columns the files add beyond the known schema
+    added_fields: tuple[pa.Field, ...]  # columns the files add beyond the known schema, then the
+    # known columns they widen with nested fields (as the files have them)
     copied: int
     skipped: int
     deleted: int
@@ -109,7 +110,7 @@ def stage_day(
             for f in manifest.files
         ),
         day_uri=staging.uri(prefix),
-        added_fields=tuple(manifest.added_fields),
+        added_fields=(*manifest.added_fields, *manifest.widened_fields),
         copied=len(todo),
         skipped=len(manifest.files) - len(todo),
         deleted=len(stale),

@@ -132,7 +132,8 @@ class BigQueryWarehouse(BigQueryClient):
         return LoadResult(rows, tuple(n for n in after if n not in before), stats)
 
     def sync_canonical_columns(self, export_type: ExportType) -> tuple[list[str], tuple[str, ...], JobStats]:
-        """Add raw's new columns to canonical (ALTER TABLE); returns (source columns, added, jobs)."""
+        """Add raw's new columns to canonical (ALTER TABLE) and the fields raw's columns gained inside
+        them (tables.patch: DDL cannot add a nested field); returns (source columns, added, jobs)."""
         names = table_names(export_type)
         raw = self.client.get_table(self.table_id(names.raw))
         canonical = self.client.get_table(self.table_id(names.canonical))
@@ -142,7 +143,16 @@ class BigQueryWarehouse(BigQueryClient):
         stats = JobStats()
         if new:
             _, stats = self.run_query(sql.add_columns(self.ref(names.canonical), new))
-        return [f.name for f in source], tuple(f.name for f in new), stats
+            canonical = self.client.get_table(self.table_id(names.canonical))
+        merged, nested = sql.merge_nested(
+            [f.to_api_repr() for f in canonical.schema], [f.to_api_repr() for f in raw.schema]
+        )
+        if nested:
+            from google.cloud import bigquery
+
+            canonical.schema = [bigquery.SchemaField.from_api_repr(f) for f in merged]
+            self.client.update_table(canonical, ["schema"])
+        return [f.name for f in source], (*(f.name for f in new), *nested), stats
 
     def day_queries(
         self, export_type: ExportType, day: dt.date, horizon_days: int, columns: list[str] | None = None

@@ -147,6 +147,24 @@ def add_columns(table: str, fields) -> str:
     )
 
 
+def merge_nested(have: list[dict], new: list[dict], path: str = "") -> tuple[list[dict], list[str]]:
+    """``have`` (API field dicts) with the RECORD subfields ``new`` adds, at any depth, and their
+    paths (``attributes[].source``). Top-level columns only ``new`` has are not added here."""
+    by_name = {f["name"]: f for f in new}
+    out, added = [], []
+    for f in have:
+        other = by_name.get(f["name"])
+        if f.get("type") in ("RECORD", "STRUCT") and other and other.get("fields"):
+            where = path + f["name"] + ("[]" if f.get("mode") == "REPEATED" else "")
+            known = {c["name"] for c in f.get("fields", [])}
+            fields, deeper = merge_nested(f.get("fields", []), other["fields"], where + ".")
+            extra = [c for c in other["fields"] if c["name"] not in known]
+            f = {**f, "fields": [*fields, *extra]}
+            added += deeper + [f"{where}.{c['name']}" for c in extra]
+        out.append(f)
+    return out, added
+
+
 def copy_scratch(scratch: str) -> str:
     return f"SELECT * FROM {scratch}"
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 from pydantic import Field, PrivateAttr
 
 from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.e3.schemas import duckdb_type, nested_added, show_path
 from optimizely_assets.loading.staging_copy import StagedFile, same_columns
 from optimizely_assets.warehouse import duckdb_preflight as preflight
 from optimizely_assets.warehouse import duckdb_sql as sql
@@ -146,6 +147,8 @@ class DuckDBWarehouse(Warehouse):
             new = [f for f in added if f.name not in existing]
             for f in new:
                 con.execute(sql.add_column(raw, f.name, sql.column_type(f)))
+            # Without these, DuckDB's INSERT BY NAME drops a field added inside a STRUCT, silently.
+            nested = widen(con, raw, [f for f in added if f.name in existing])
             con.execute(sql.delete_raw_day(export_type, day))
             # Raw rows have no order that matters (the MERGE orders copies by every column); without
             # it DuckDB writes whole row groups from many small files.
@@ -164,7 +167,7 @@ class DuckDBWarehouse(Warehouse):
             # Counted inside the transaction: the figures describe exactly what it commits.
             counts = keyed_counts(con.execute(sql.key_counts(raw, export_type.key_column, day)).fetchall())
             con.execute("RESET preserve_insertion_order")  # a session's connection outlives the load
-        return LoadResult(sum(counts.values()), tuple(f.name for f in new), key_rows=counts)
+        return LoadResult(sum(counts.values()), (*(f.name for f in new), *nested), key_rows=counts)
 
     def merge_canonical(
         self, export_type: ExportType, day: dt.date, horizon_days: int, history: LoadHistoryRow | None = None
@@ -178,6 +181,8 @@ class DuckDBWarehouse(Warehouse):
             added = [c for c in raw_cols if c not in canon_cols and c != EXPORT_DATE]
             for c in added:
                 con.execute(sql.add_column(t.canonical, c, raw_cols[c]))
+            raw_schema = con.execute(f"SELECT * FROM {t.raw} LIMIT 0").arrow().schema
+            added += widen(con, t.canonical, [f for f in raw_schema if f.name in canon_cols])
             con.execute(sql.day_uuids(export_type, day))
             day_rows, unique, nulls = con.execute(sql.day_stats(export_type, day)).fetchone()
             columns = [c for c in raw_cols if c not in (EXPORT_DATE, EVENT_DATE)]
@@ -281,3 +286,14 @@ class DuckDBWarehouse(Warehouse):
     ) -> tuple[int, dict[str, str]]:
         with self.connect() as con:
             return preflight.smoke_load(con, export_type, day, file.uri)
+
+
+def widen(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field]) -> list[str]:
+    """Add to ``table`` the fields ``fields`` have inside its columns; returns them as paths."""
+    have = con.execute(f"SELECT * FROM {table} LIMIT 0").arrow().schema
+    done: list[str] = []
+    for f in fields:
+        for path, type_ in nested_added(have.field(f.name).type, f.type, (f.name,)):
+            con.execute(sql.add_nested(table, path, duckdb_type(type_)))
+            done.append(show_path(path))
+    return done

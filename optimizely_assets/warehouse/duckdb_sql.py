@@ -48,6 +48,11 @@ def add_column(table: str, name: str, type_sql: str) -> str:
     return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {q(name)} {type_sql}"
 
 
+def add_nested(table: str, path: tuple[str, ...], type_sql: str) -> str:
+    """A field inside a STRUCT (a list's ``element``, a map's ``value``), at any depth."""
+    return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {'.'.join(q(p) for p in path)} {type_sql}"
+
+
 def delete_raw_day(export_type: ExportType, day: dt.date) -> str:
     return f"DELETE FROM {table_names(export_type).raw} WHERE {EXPORT_DATE} = {lit(day)}"
 
