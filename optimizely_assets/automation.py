@@ -4,6 +4,8 @@ import datetime as dt
 from collections.abc import Callable
 
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckResult,
     DailyPartitionsDefinition,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -11,12 +13,13 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    asset_check,
     build_schedule_from_partitioned_job,
     sensor,
 )
 
 from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, STAGED_FILES, key
-from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.e3.layout import ExportType, success_key
 from optimizely_assets.loading.success_watch import (
     days_to_observe,
     dump_cursor,
@@ -31,6 +34,61 @@ def utc_today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
 
+MARKER_CHECK = "success_marker_delivered"
+
+
+def build_marker_checks(partitions_def: DailyPartitionsDefinition) -> list:
+    """Per type: has the day's _SUCCESS been delivered? The sensor records a failure for a day it
+    gave up on (no marker within the dedup horizon); run alone, it looks at the source now."""
+
+    def build(export_type: ExportType):
+        @asset_check(
+            asset=key(export_type, SOURCE_FILES),
+            name=MARKER_CHECK,
+            partitions_def=partitions_def,
+            description="The day's _SUCCESS marker exists in the source (the sensor fails this check "
+            "for a day still without it once the day is older than the dedup horizon).",
+        )
+        def _marker(context, source: ExportSource) -> AssetCheckResult:
+            day = dt.date.fromisoformat(context.partition_key)
+            return marker_result(
+                export_type, day, source.head(success_key(source.root, export_type, day)) is not None
+            )
+
+        return _marker
+
+    return [build(t) for t in ExportType]
+
+
+def _marker_text(export_type: ExportType, day: dt.date, present: bool, waited: str = "") -> str:
+    return f"type={export_type.value} date={day}: " + (
+        "_SUCCESS delivered" if present else f"no _SUCCESS{waited}; the day is not loaded"
+    )
+
+
+def marker_result(export_type: ExportType, day: dt.date, present: bool) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=key(export_type, SOURCE_FILES),
+        check_name=MARKER_CHECK,
+        passed=present,
+        description=_marker_text(export_type, day, present),
+        metadata={"day": day.isoformat()},
+    )
+
+
+def marker_given_up(export_type: ExportType, day: dt.date, bound_days: int) -> AssetCheckEvaluation:
+    """What the sensor records for a day it stops waiting for."""
+    return AssetCheckEvaluation(
+        asset_key=key(export_type, SOURCE_FILES),
+        check_name=MARKER_CHECK,
+        passed=False,
+        partition=day.isoformat(),
+        description=_marker_text(export_type, day, False, f" within the {bound_days}-day dedup horizon")
+        + "; materialize it once Optimizely delivers it",
+        metadata={"day": day.isoformat(), "bound_days": bound_days},
+    )
+
+
 def build_success_sensor(
     job,
     partitions_def: DailyPartitionsDefinition,
@@ -38,6 +96,7 @@ def build_success_sensor(
     today: Callable[[], dt.date] = utc_today,
     interval_seconds: int = 300,
     max_days_per_tick: int = 14,
+    bound_days: int = 30,
 ):
     @sensor(
         name="optimizely_success_sensor",
@@ -47,7 +106,9 @@ def build_success_sensor(
         description=(
             f"Starts a day of one export type when its _SUCCESS appears, every day after its high-water "
             f"mark ({max_days_per_tick} at most per tick, so an outage is caught up); re-runs a day whose "
-            f"marker or file list changed within the last {lookback_days} days (late files, rewrites)."
+            f"marker or file list changed within the last {lookback_days} days (late files, rewrites). "
+            f"A day passed over without _SUCCESS is watched on every tick for {bound_days} days, then "
+            f"its {MARKER_CHECK} check fails."
         ),
     )
     def optimizely_success_sensor(context: SensorEvaluationContext, source: ExportSource):
@@ -57,16 +118,19 @@ def build_success_sensor(
         last_day = min(today(), dt.date.fromisoformat(last))
         first = dt.date.fromisoformat(partitions_def.get_first_partition_key())
         cursors = load_cursor(context.cursor)
-        requests = []
+        requests, given_up = [], []
         for t in ExportType:
             days = days_to_observe(cursors[t], last_day, first, lookback_days, max_days_per_tick)
             observed = {d: observe(source, t, d) for d in days}
-            reqs, cursors[t], skipped = plan_type(t, cursors[t], observed, last_day, lookback_days)
+            reqs, cursors[t], skipped, expired = plan_type(
+                t, cursors[t], observed, last_day, lookback_days, bound_days
+            )
             requests += reqs
+            given_up += [marker_given_up(t, d, bound_days) for d in expired]
             for d in skipped:
                 context.log.warning(
-                    f"type={t.value} date={d}: still no _SUCCESS while later days are complete; the sensor "
-                    "moves on. Materialize the day once Optimizely delivers it."
+                    f"type={t.value} date={d}: still no _SUCCESS while later days are complete; later days "
+                    f"go ahead and this one is watched on every tick for {bound_days} days."
                 )
         cursor = cursors
         runs = [
@@ -80,7 +144,7 @@ def build_success_sensor(
             )
             for r in requests
         ]
-        return SensorResult(run_requests=runs, cursor=dump_cursor(cursor))
+        return SensorResult(run_requests=runs, cursor=dump_cursor(cursor), asset_events=given_up)
 
     return optimizely_success_sensor
 

@@ -27,7 +27,7 @@ from optimizely_assets.assets.analysis import GROUP as ANALYSIS_GROUP
 from optimizely_assets.assets.analysis import UNITS_POOL, build_analysis_assets
 from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.assets.keys import canonical_pool
-from optimizely_assets.automation import build_daily_schedule, build_success_sensor
+from optimizely_assets.automation import build_daily_schedule, build_marker_checks, build_success_sensor
 from optimizely_assets.checks_analysis import build_analysis_checks
 from optimizely_assets.concurrency import guarded_in_process_executor
 from optimizely_assets.e3.layout import ExportType
@@ -154,7 +154,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         + build_analysis_assets(daily, deployment, window, settings.exclude_multiple_variation_units)
     )
     # The export checks are evaluated in their assets' steps; the analysis ones in their own.
-    checks = build_analysis_checks(daily, window)
+    checks = [*build_analysis_checks(daily, window), *build_marker_checks(daily)]
     daily_job = define_asset_job(
         DAILY_JOB,
         selection=AssetSelection.all(),
@@ -174,7 +174,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         jobs=[daily_job],
         schedules=[build_daily_schedule(daily_job)],
         sensors=[
-            build_success_sensor(daily_job, daily, settings.sensor_lookback_days),
+            build_success_sensor(
+                daily_job, daily, settings.sensor_lookback_days, bound_days=LoaderConfig().dedup_horizon_days
+            ),
             # Late rows bring earlier analysis days up to date (README, "Late data"). Off by
             # default, like the _SUCCESS sensor: a deployment turns its automation on in one place.
             AutomationConditionSensorDefinition(

@@ -82,7 +82,9 @@ def test_a_uuid_copied_into_another_days_canonical_partition_fails_no_duplicates
         ).fetchone() == (0,)
     rows = runs.run_checks(settings, DAYS)
     failed = {(r["day"], r["check"]): r["description"] for r in rows if not r["passed"]}
-    assert set(failed) == {(d.isoformat(), "decisions/canonical:no_duplicate_uuids") for d in DAYS}
+    # ...and the second day's canonical holds a uuid its raw day lacks.
+    within = (DAYS[1].isoformat(), "decisions/canonical:canonical_day_within_raw_day")
+    assert set(failed) == {(d.isoformat(), "decisions/canonical:no_duplicate_uuids") for d in DAYS} | {within}
     assert all(uuid in text for text in failed.values())
 
 
@@ -198,3 +200,49 @@ def test_the_previous_cursor_format_is_read_as_a_high_water_mark():
     cursor = load_cursor(json.dumps({"events": {"2024-01-04": "a", "2024-01-05": "b"}}))
     assert cursor[ExportType.EVENTS].hwm == dt.date(2024, 1, 5)
     assert cursor[ExportType.DECISIONS].hwm is None
+
+
+@pytest.mark.parametrize("late_days", range(1, 11))
+def test_a_day_whose_success_comes_1_to_10_days_late_is_started_once_when_it_comes(tmp_path, late_days):
+    settings = local_settings(tmp_path / "local")
+    days = date_range(START, 16)
+    missing = days[3]
+    write_export(settings.local_source_dir, [d for d in days if d != missing], SMALL)
+    write_export(settings.local_source_dir, [missing], SMALL, success=False)
+    cursor, started = None, []
+    for today in days[2:]:
+        if today == missing + dt.timedelta(days=late_days):
+            write_export(settings.local_source_dir, [missing], SMALL)  # Optimizely delivers it now
+        end = (today + dt.timedelta(days=1)).isoformat()
+        result = _sensor_over(settings, today, end)(cursor)
+        cursor = result.cursor
+        started += [
+            (r.partition_key, r.tags["optimizely/trigger"])
+            for r in result.run_requests
+            if r.partition_key == missing.isoformat()
+        ]
+    trigger = "new" if late_days <= 3 else "late"  # not yet passed over (re-check window): simply new
+    assert started == [(missing.isoformat(), trigger)] * len(ExportType)
+    assert json.loads(cursor)["decisions"]["waiting"] == []
+
+
+def test_a_day_still_without_success_past_the_bound_fails_its_check_naming_the_day(tmp_path):
+    from optimizely_assets.automation import MARKER_CHECK
+
+    settings = local_settings(tmp_path / "local")
+    days = date_range(START, 12)
+    missing = days[3]
+    write_export(settings.local_source_dir, [d for d in days if d != missing], SMALL)
+    write_export(settings.local_source_dir, [missing], SMALL, success=False)
+    cursor, events = None, []
+    for today in days[2:]:
+        end = (today + dt.timedelta(days=1)).isoformat()
+        result = _sensor_over(settings, today, end, bound_days=5)(cursor)
+        cursor = result.cursor
+        events += [(today, e) for e in result.asset_events]
+        assert missing.isoformat() not in {r.partition_key for r in result.run_requests}
+    assert [(today, e.partition, e.check_name, e.passed) for today, e in events] == [
+        (missing + dt.timedelta(days=6), missing.isoformat(), MARKER_CHECK, False)
+    ] * len(ExportType)
+    assert f"date={missing}: no _SUCCESS within the 5-day dedup horizon" in events[0][1].description
+    assert json.loads(cursor)["events"]["waiting"] == []

@@ -37,7 +37,7 @@ def test_a_second_demo_replaces_its_data_but_keeps_the_dagster_home(local, capsy
     history.write_text("runs of a live `make dev`")
     assert cli.main(["demo", *SMALL_ARGS]) == 0
     assert history.exists() and (local / "warehouse.duckdb").exists()
-    assert "5/5 passed" in capsys.readouterr().out
+    assert "7/7 passed" in capsys.readouterr().out
 
 
 def test_generate_keeps_days_already_there_and_their_success_markers(local, capsys):
@@ -103,7 +103,7 @@ def test_the_demo_loads_the_days_ending_yesterday_inside_its_partitions(local, m
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     out = capsys.readouterr().out
     assert yesterday.isoformat() in out and (yesterday - dt.timedelta(days=1)).isoformat() in out
-    assert "5/5 passed" in out
+    assert "7/7 passed" in out
 
 
 def test_generate_completes_a_half_written_day_without_doubling_the_complete_type(local):

@@ -31,11 +31,11 @@ def test_every_day_loads_and_all_checks_pass(loaded):
     for result in results:
         assert result.success
         checks = checks_of(result)
-        # The twelve loading checks, the two unit checks and the two lateness checks (the generator's
+        # The fourteen loading checks (the marker checks included), the two unit checks and the two lateness checks (the generator's
         # late rows are within L); the SRM check judges the synthetic split.
         srm = checks.pop("analysis/experiment_results:sample_ratio_mismatch")
         assert srm in (True, False)
-        assert len(checks) == 16 and all(checks.values()), checks
+        assert len(checks) == 18 and all(checks.values()), checks
     for w in written:
         (raw,) = query(
             settings, f"SELECT count(*) FROM {w.export_type.value}_raw WHERE export_date = ?", [w.day]

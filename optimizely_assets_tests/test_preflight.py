@@ -86,7 +86,7 @@ def test_preflight_names_the_missing_bucket_and_the_permissions_it_needs(
     assert code == 1
     assert got["staging write/read/delete"].startswith("FAIL")
     assert "no-such-bucket" in got["staging write/read/delete"]
-    assert "storage.objects.create" in got["staging write/read/delete"]
+    assert "roles/storage.objectAdmin" in got["staging write/read/delete"]
 
 
 def test_preflight_with_a_wrong_token_fails_at_the_credentials_api_without_printing_it(

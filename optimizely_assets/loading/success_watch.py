@@ -57,6 +57,8 @@ class TypeCursor:
 
     hwm: dt.date | None
     seen: dict[str, str]
+    # days passed over without _SUCCESS: observed on every tick until it appears, or until the bound
+    waiting: tuple[str, ...] = ()
 
 
 def days_to_observe(
@@ -66,7 +68,8 @@ def days_to_observe(
     hwm = cursor.hwm or last - dt.timedelta(days=lookback_days)  # a first tick: recent days only
     start = max(first, min(hwm, last) - dt.timedelta(days=lookback_days - 1))
     end = min(last, hwm + dt.timedelta(days=max_days_per_tick))
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    return sorted({*days, *(dt.date.fromisoformat(d) for d in cursor.waiting)})
 
 
 def plan_type(
@@ -75,17 +78,21 @@ def plan_type(
     observed: dict[dt.date, str | None],
     last: dt.date,
     lookback_days: int,
-) -> tuple[list[DayRequest], TypeCursor, list[dt.date]]:
-    """Requests for new or changed days, the next cursor, and days given up on as missing.
+    bound_days: int = 30,
+) -> tuple[list[DayRequest], TypeCursor, list[dt.date], list[dt.date]]:
+    """Requests for new, changed or late days, the next cursor, the days passed over as missing on
+    this tick, and the days given up on (past ``bound_days`` without _SUCCESS).
 
     The mark advances over contiguous complete days. A day still without _SUCCESS once it is
-    older than the re-check window while later days completed is reported and passed over, so
-    one missing day cannot hold back every later one.
+    older than the re-check window while later days completed is passed over, so one missing day
+    cannot hold back every later one, but it stays in the cursor and is observed on every tick:
+    its marker, whenever it comes within the bound (the dedup horizon), starts it.
     """
     requests = []
     for day, fp in sorted(observed.items()):
         if fp is not None and cursor.seen.get(day.isoformat()) != fp:
-            reason = "new" if day.isoformat() not in cursor.seen else "changed"
+            late = day.isoformat() in cursor.waiting
+            reason = "late" if late else ("new" if day.isoformat() not in cursor.seen else "changed")
             requests.append(DayRequest(export_type, day, fp, reason))
     hwm = cursor.hwm or last - dt.timedelta(days=lookback_days)
     recent = last - dt.timedelta(days=lookback_days - 1)
@@ -101,7 +108,13 @@ def plan_type(
     keep_from = min(hwm, last) - dt.timedelta(days=lookback_days)
     seen = {d.isoformat(): fp for d, fp in observed.items() if fp is not None and d > keep_from}
     seen.update({k: v for k, v in cursor.seen.items() if k > keep_from.isoformat() and k not in seen})
-    return requests, TypeCursor(hwm, seen), skipped
+    oldest = last - dt.timedelta(days=bound_days)
+    still = {d for d in cursor.waiting if observed.get(dt.date.fromisoformat(d)) is None} | {
+        d.isoformat() for d in skipped
+    }
+    expired = sorted(dt.date.fromisoformat(d) for d in still if dt.date.fromisoformat(d) < oldest)
+    waiting = tuple(sorted(d for d in still if dt.date.fromisoformat(d) >= oldest))
+    return requests, TypeCursor(hwm, seen, waiting), skipped, expired
 
 
 def load_cursor(raw: str | None) -> dict[ExportType, TypeCursor]:
@@ -112,13 +125,17 @@ def load_cursor(raw: str | None) -> dict[ExportType, TypeCursor]:
         if "seen" not in entry:  # the previous cursor held only {day: fingerprint}
             entry = {"hwm": max(entry) if entry else None, "seen": entry}
         hwm = dt.date.fromisoformat(entry["hwm"]) if entry.get("hwm") else None
-        out[t] = TypeCursor(hwm, dict(entry["seen"]))
+        out[t] = TypeCursor(hwm, dict(entry["seen"]), tuple(entry.get("waiting", ())))
     return out
 
 
 def dump_cursor(cursor: dict[ExportType, TypeCursor]) -> str:
     data = {
-        t.value: {"hwm": c.hwm.isoformat() if c.hwm else None, "seen": dict(sorted(c.seen.items()))}
+        t.value: {
+            "hwm": c.hwm.isoformat() if c.hwm else None,
+            "seen": dict(sorted(c.seen.items())),
+            "waiting": list(c.waiting),
+        }
         for t, c in cursor.items()
     }
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
