@@ -59,10 +59,19 @@ def run_days(settings: Settings, days: list[dt.date], log_level: str = "ERROR") 
 def _why(result) -> str:
     """One line on why a day's checks did not run."""
     failures = [e for e in result.all_events if e.is_step_failure]
-    text = failures[0].step_failure_data.error.message.strip() if failures else "no check ran"
+    if not failures:
+        return "no check ran"
+    error = failures[0].step_failure_data.error
+    chain = [error]
+    while chain[-1].cause is not None:  # Dagster wraps the cause: "Error occurred while executing op"
+        chain.append(chain[-1].cause)
+    text = "\n".join(f"{e.cls_name}: {e.message}" for e in chain)
     if any(m in text for m in ("FileNotFoundError", "No such file", "while loading input")):
         return "the day was never loaded here: run `optimizely-assets demo`, or materialize the day first"
-    return text.splitlines()[0][:300]
+    cause = chain[-1]
+    first = (cause.message.strip().splitlines() or [""])[0]
+    said = first if cause.cls_name in first else f"{cause.cls_name}: {first}"
+    return f"{failures[0].step_key}: {said}"[:300]
 
 
 def run_checks(settings: Settings, days: list[dt.date], log_level: str = "CRITICAL") -> list[dict]:
@@ -88,13 +97,22 @@ def run_checks(settings: Settings, days: list[dt.date], log_level: str = "CRITIC
         missing = len(check_keys) - len({(e.asset_key, e.check_name) for e in evaluations})
         if missing:
             why = f"{missing} of {len(check_keys)} checks did not run: {_why(result)}"
-            rows.append({"day": day.isoformat(), "check": "(run)", "passed": False, "description": why})
+            rows.append(
+                {
+                    "day": day.isoformat(),
+                    "check": "(run)",
+                    "passed": False,
+                    "severity": "ERROR",
+                    "description": why,
+                }
+            )
         for e in evaluations:
             rows.append(
                 {
                     "day": day.isoformat(),
                     "check": f"{e.asset_key.to_user_string()}:{e.check_name}",
                     "passed": e.passed,
+                    "severity": e.severity.value,  # WARN: reported, never a failure
                     "description": e.description or "",
                 }
             )

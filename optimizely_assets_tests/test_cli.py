@@ -119,3 +119,33 @@ def test_generate_completes_a_half_written_day_without_doubling_the_complete_typ
         assert (
             source / success_key(account_prefix(ExportSpec.account_id), ExportType.DECISIONS, day)
         ).exists()
+
+
+def test_checks_print_a_warning_as_warn_and_exit_0_when_only_warnings_fail(local, capsys):
+    """The demo's SRM experiment trips its (warn) check: the day is still clean."""
+    assert cli.main(["demo", "--start", "2024-01-01", "--days", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["checks", "--start", "2024-01-01", "--days", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (warn,) = [line for line in lines if line.startswith("WARN")]
+    assert "sample_ratio_mismatch" in warn
+    assert not [line for line in lines if line.startswith("FAIL")]
+
+
+def test_a_check_that_did_not_run_names_the_cause_not_dagsters_wrapper(local, monkeypatch, capsys):
+    assert cli.main(["demo", *SMALL_ARGS]) == 0
+    capsys.readouterr()
+    from optimizely_assets_tests.servers import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for name, value in {
+        "OPTIMIZELY_PAT": "pat-secret-4f1c",
+        "OPTIMIZELY_API_URL": dead,
+        "OPTIMIZELY_REST_API_URL": f"{dead}/v2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["checks", "--start", "2024-01-01", "--days", "1"]) == 1
+    out = capsys.readouterr().out
+    (run_line,) = [line for line in out.splitlines() if "(run)" in line]
+    assert "CredentialsError" in run_line and "could not be reached" in run_line
+    assert "DagsterExecutionStepExecutionError" not in out and "pat-secret-4f1c" not in out
