@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import os
 import shutil
 import sys
@@ -39,6 +40,29 @@ def ensure_dagster_home(settings: Settings) -> Path:
 
 class CliError(Exception):
     """Printed as one line, exit status 2."""
+
+
+def check_days(settings: Settings, days: list[dt.date], today: dt.date, partitioned: bool) -> None:
+    """The days must be daily partitions: from OPTIMIZELY_START_DATE to today (UTC)."""
+    start = dt.date.fromisoformat(settings.start_date)
+    if partitioned and days[0] < start:
+        raise CliError(
+            f"--start {days[0]} is before OPTIMIZELY_START_DATE ({start}), where the partitions begin"
+        )
+    if partitioned and days[-1] > today:
+        raise CliError(
+            f"--start {days[0]} with --days {len(days)} ends on {days[-1]}, after today ({today}, UTC)"
+        )
+
+
+def check_local_dir(settings: Settings) -> None:
+    """OPTIMIZELY_LOCAL_DIR must be a directory this process can write, or one it can create."""
+    path = settings.local_dir
+    parent = next((p for p in (path, *path.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise CliError(f"OPTIMIZELY_LOCAL_DIR={path}: {parent} is a file, not a directory")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"OPTIMIZELY_LOCAL_DIR={path}: {parent} is not writable by this user")
 
 
 def positive_int(value: str) -> int:
@@ -158,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
         yesterday - dt.timedelta(days=args.days - 1), dt.date.fromisoformat(settings.start_date)
     )
     days = date_range(first, args.days)
+    check_days(settings, days, yesterday + dt.timedelta(days=1), args.command != "generate")
+    check_local_dir(settings)
     if args.command == "checks":
         return checks(settings, days)
     spec = ExportSpec(
@@ -188,6 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except (CliError, DemoError, SettingsError, CredentialsError, NoResultsError) as exc:
         print(f"optimizely-assets {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(
+            f"optimizely-assets {args.command}: no space left on device: {exc.filename or exc}",
+            file=sys.stderr,
+        )
         return 2
 
 

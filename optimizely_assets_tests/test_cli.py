@@ -149,3 +149,30 @@ def test_a_check_that_did_not_run_names_the_cause_not_dagsters_wrapper(local, mo
     (run_line,) = [line for line in out.splitlines() if "(run)" in line]
     assert "CredentialsError" in run_line and "could not be reached" in run_line
     assert "DagsterExecutionStepExecutionError" not in out and "pat-secret-4f1c" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["demo", "--start", "2023-12-30", "--days", "2"], "before OPTIMIZELY_START_DATE (2024-01-01)"),
+        (["checks", "--start", "2023-12-31", "--days", "1"], "before OPTIMIZELY_START_DATE (2024-01-01)"),
+        (["checks", "--start", "2099-01-01", "--days", "1"], "after today"),
+    ],
+)
+def test_days_outside_the_partitions_are_one_line(local, capsys, args, says):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and "Traceback" not in err and "Partition" not in err
+
+
+@pytest.mark.parametrize("where", ["file", "under_a_file"])
+def test_a_local_dir_that_is_a_file_is_one_line_naming_the_variable(tmp_path, monkeypatch, capsys, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("OPTIMIZELY_LOCAL_DIR", str(blocker if where == "file" else blocker / "local"))
+    monkeypatch.setenv("OPTIMIZELY_START_DATE", "2024-01-01")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert cli.main(["demo", *SMALL_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "OPTIMIZELY_LOCAL_DIR" in err and "is a file" in err
+    assert blocker.read_text() == "not a directory"

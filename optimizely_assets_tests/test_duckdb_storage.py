@@ -216,3 +216,27 @@ def test_a_day_of_spark_and_pyarrow_files_loads_every_timestamp_as_utc(tmp_path,
         )
     ms = pc.cast(source["process_timestamp"], pa.int64()).to_pylist()
     assert loaded == dict(zip(source["uuid"].to_pylist(), ms, strict=True))
+
+
+def test_a_commit_that_ran_out_of_space_says_so_and_leaves_the_table_as_it_was(tmp_path):
+    """DuckDB ends the transaction itself when a COMMIT fails; the error must be the cause, not the
+    ROLLBACK that then finds no transaction ("cannot rollback - no transaction is active")."""
+    import errno
+
+    import duckdb
+
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    with wh.transaction() as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(OSError) as raised:
+        with wh.transaction() as con:
+            con.execute("INSERT INTO t VALUES (2)")
+            con.execute("ROLLBACK")  # as a failed COMMIT leaves it
+            raise duckdb.IOException('Could not write file "w.duckdb.wal": No space left on device')
+    assert raised.value.errno == errno.ENOSPC
+    assert "w.duckdb: no space left on device" in str(raised.value) and "cannot rollback" not in str(
+        raised.value
+    )
+    with wh.connect() as con:
+        assert con.execute("SELECT x FROM t").fetchall() == [(1,)]

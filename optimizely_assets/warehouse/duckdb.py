@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import random
 import time
 from collections.abc import Iterator
@@ -111,8 +112,17 @@ class DuckDBWarehouse(Warehouse):
             try:
                 yield con
                 con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+            except BaseException as exc:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # a failed COMMIT (no space left, an I/O error) has ended the transaction
+                if "No space left on device" in str(exc):
+                    raise OSError(
+                        errno.ENOSPC,
+                        f"{self.path}: no space left on device; nothing of this step was committed. "
+                        "Free space, then re-run the day",
+                    ) from exc
                 raise
 
     def ensure_tables(self, export_type: ExportType) -> None:
