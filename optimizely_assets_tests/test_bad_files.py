@@ -135,3 +135,19 @@ def test_an_added_column_loads_and_is_reported(loaded):
         e for e in result.get_asset_check_evaluations() if e.check_name == "schema_drift" and not e.passed
     ][0]
     assert "anonymize_ip" in drift.description
+
+
+def test_a_column_differing_only_in_case_fails_the_day_naming_the_file(loaded):
+    settings, written, instance = loaded
+    victim = sorted(rows_of(written, ExportType.DECISIONS, DAYS[1]).files)[0]
+    table = pq.read_table(settings.local_source_dir / victim)
+    write_parquet(
+        table.append_column("Experiment_ID", table["experiment_id"]), settings.local_source_dir / victim
+    )
+    before = table_counts(settings)
+    result = run_day(settings, DAYS[1], instance)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    text = failure.step_failure_data.error.to_string()
+    assert victim in text and "differ only in case: experiment_id / Experiment_ID" in text
+    assert table_counts(settings) == before  # the day is untouched

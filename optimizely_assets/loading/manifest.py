@@ -187,6 +187,14 @@ def build_manifest(
             problems.append(f"columns with another type: {', '.join(drift['retyped'])}")
         if drift["missing"] and not allow_missing_columns:
             problems.append(f"missing columns: {', '.join(drift['missing'])}")
+        # DuckDB and BigQuery name columns case-insensitively: Experiment_ID beside experiment_id
+        # cannot load (DuckDB: an ambiguous binder error that names no file).
+        lower: dict[str, list[str]] = {}
+        for name in footer.schema.names:
+            lower.setdefault(name.lower(), []).append(name)
+        clashes = sorted(" / ".join(names) for names in lower.values() if len(names) > 1)
+        if clashes:
+            problems.append(f"columns whose names differ only in case: {', '.join(clashes)}")
         if problems:
             raise ParquetFileError(
                 f"{source.uri(obj.key)} does not match the {export_type.value} schema ("
