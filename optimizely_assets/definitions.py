@@ -157,8 +157,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     checks = [*build_analysis_checks(daily, window), *build_marker_checks(daily)]
     daily_job = define_asset_job(
         DAILY_JOB,
-        selection=AssetSelection.all(),
-        partitions_def=daily,
+        selection=AssetSelection.all(),  # its partitions are the assets' own (one daily definition)
         description="Every asset and check of one export day, both types.",
     )
     resources = build_resources(settings)

@@ -106,3 +106,16 @@ def test_materializing_source_files_alone_runs_their_drift_check_and_nothing_of_
     )
     assert result.success
     assert {e.check_name for e in result.get_asset_check_evaluations()} == {"schema_drift"}
+
+
+def test_the_definitions_use_no_dagster_api_deprecated_for_2_0():
+    import warnings
+
+    from optimizely_assets.definitions import DAILY_JOB, build_definitions
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        job = build_definitions().resolve_job_def(DAILY_JOB)
+    assert job.partitions_def is not None  # inferred from the assets
+    ours = [str(w.message) for w in caught if "dagster" in w.filename or "optimizely_assets" in w.filename]
+    assert not [m for m in ours if "deprecated" in m.lower() and "__fields__" not in m], ours
