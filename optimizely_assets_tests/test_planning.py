@@ -10,7 +10,7 @@ from optimizely_assets.cli import main
 from optimizely_assets.demo.synthetic import ExportSpec, date_range, write_export
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.planning import (
-    LOAD_JOBS_PER_TABLE_PER_DAY,
+    PARTITION_MODIFICATIONS_PER_DAY,
     QUOTA_HEADROOM,
     DayListing,
     list_days,
@@ -49,25 +49,25 @@ def _years(n_days: int, gb_per_day: float) -> list[DayListing]:
 def test_too_many_parallel_runs_for_the_load_job_quota_warn_and_propose_a_pacing():
     ok = plan(_years(3 * 365, 5), parallel_runs=4, copy_mb_per_s=50, run_overhead_s=30)
     assert not ok.warnings
-    fast = plan(_years(5 * 365, 5), parallel_runs=32, copy_mb_per_s=50, run_overhead_s=30)
-    allowed = LOAD_JOBS_PER_TABLE_PER_DAY * QUOTA_HEADROOM
+    fast = plan(_years(15 * 365, 5), parallel_runs=32, copy_mb_per_s=50, run_overhead_s=30)
+    allowed = PARTITION_MODIFICATIONS_PER_DAY * QUOTA_HEADROOM
     assert fast.days_per_24h > allowed
     (warning,) = fast.warnings
     assert (
-        "load jobs per table per day" in warning
+        "partition modifications per ingestion-time partitioned table per day" in warning
         and f"max_concurrent_runs: {fast.max_parallel_runs_for_quota}" in warning
     )
     # The proposed pacing itself keeps under the quota, and one more run would not.
-    paced = plan(_years(5 * 365, 5), fast.max_parallel_runs_for_quota, copy_mb_per_s=50, run_overhead_s=30)
+    paced = plan(_years(15 * 365, 5), fast.max_parallel_runs_for_quota, copy_mb_per_s=50, run_overhead_s=30)
     assert not paced.warnings and paced.days_per_24h <= allowed
-    assert plan(_years(5 * 365, 5), fast.max_parallel_runs_for_quota + 1, 50, 30).warnings
+    assert plan(_years(15 * 365, 5), fast.max_parallel_runs_for_quota + 1, 50, 30).warnings
 
 
 def test_days_so_small_that_one_run_is_too_fast_are_paced_in_ranges():
-    tiny = plan(_years(5 * 365, 0.01), parallel_runs=1, copy_mb_per_s=50, run_overhead_s=5)
+    tiny = plan(_years(15 * 365, 0.01), parallel_runs=1, copy_mb_per_s=50, run_overhead_s=5)
     assert tiny.max_parallel_runs_for_quota == 0
     (warning,) = tiny.warnings
-    assert "ranges of at most 1,200 days, 24 h apart (2023-01-01..2026-04-14" in warning
+    assert "ranges of at most 4,000 days, 24 h apart (2023-01-01..2033-12-13" in warning
 
 
 def test_the_cli_plans_offline_on_the_embedded_default(tmp_path, monkeypatch, capsys):
