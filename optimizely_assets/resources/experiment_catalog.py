@@ -10,13 +10,15 @@ synthetic export's names where it knows them, else after their ids.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import time
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from optimizely_assets.resources.bounded_http import bounded_get, get_with_retries
 from optimizely_assets.warehouse.analysis import ExperimentRow
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # one experiment's JSON is kilobytes; an endless answer is cut here
 
 
 class CatalogError(RuntimeError):
@@ -57,37 +59,48 @@ class RestExperimentCatalog(ExperimentCatalog):
     api_url: str = Field(
         default="https://api.optimizely.com/v2", description="Optimizely REST API v2 base URL."
     )
-    timeout_seconds: float = Field(default=20.0, description="Per-request timeout.")
+    timeout_seconds: float = Field(
+        default=60.0, description="Total deadline of one lookup (every experiment, retries included)."
+    )
+    attempts: int = Field(default=4, description="Attempts per experiment on 5xx, 429 and network errors.")
 
-    def _get(self, experiment_id: str) -> dict | None:
+    def _get(self, experiment_id: str, seconds: float) -> dict | None:
         url = f"{self.api_url.rstrip('/')}/experiments/{experiment_id}"
-        request = urllib.request.Request(
-            url,
-            headers={
-                "Authorization": f"Bearer {self.personal_access_token.strip()}",
-                "Accept": "application/json",
-            },
+        headers = {
+            "Authorization": f"Bearer {self.personal_access_token.strip()}",
+            "Accept": "application/json",
+        }
+        answer = get_with_retries(
+            lambda remaining: bounded_get(url, headers=headers, seconds=remaining, max_bytes=MAX_BODY_BYTES),
+            seconds,
+            self.attempts,
         )
+        if isinstance(answer, str):
+            raise CatalogError(f"{url}: {answer}")
+        status, body = answer
+        if status in (403, 404):  # deleted, or another project's: fall back to the id
+            return None
+        if status == 401:
+            raise CatalogError(f"{url}: 401 Unauthorized; OPTIMIZELY_PAT is not accepted by the REST API")
+        if status != 200:
+            raise CatalogError(f"{url}: HTTP {status}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code in (403, 404):  # deleted, or another project's: fall back to the id
-                return None
-            if exc.code == 401:
-                raise CatalogError(
-                    f"{url}: 401 Unauthorized; OPTIMIZELY_PAT is not accepted by the REST API"
-                ) from None
-            raise CatalogError(f"{url}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
-            raise CatalogError(f"{url}: {type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
+            return json.loads(body)
+        except ValueError:
+            raise CatalogError(f"{url}: answered non-JSON") from None
 
     def lookup(self, experiments: dict[str, list[str]]) -> tuple[list[ExperimentRow], list[str]]:
         rows: list[ExperimentRow] = []
         errors: list[str] = []
+        deadline = time.monotonic() + self.timeout_seconds
         for experiment_id, seen in sorted(experiments.items()):
+            remaining = deadline - time.monotonic()
             try:
-                body = self._get(experiment_id)
+                if remaining <= 0:
+                    raise CatalogError(
+                        f"experiment {experiment_id}: the lookup's {self.timeout_seconds:g} s had passed"
+                    )
+                body = self._get(experiment_id, remaining)
             except CatalogError as exc:
                 errors.append(str(exc))
                 body = None

@@ -8,19 +8,18 @@ returns ``{"credentials": {accessKeyId, secretAccessKey, sessionToken, expiratio
 from __future__ import annotations
 
 import datetime as dt
-import queue
-import random
 import re
-import threading
 import time
 from dataclasses import dataclass
 
-import requests
 from botocore.credentials import RefreshableCredentials
 from dagster import ConfigurableResource
 from pydantic import Field, field_validator
 
 from optimizely_assets.e3.layout import account_id_from_s3_path, split_s3_path
+from optimizely_assets.resources.bounded_http import bounded_get, get_with_retries
+
+MAX_BODY_BYTES = 64 * 1024  # an answer is a few hundred bytes; an endless one is cut here
 
 _DURATION_RE = re.compile(r"^(?:(\d+)[mM]|1[hH])$")
 
@@ -118,34 +117,28 @@ class OptimizelyCredentialsResource(ConfigurableResource):
             raise CredentialsError(
                 "OPTIMIZELY_PAT is empty or contains whitespace inside it; paste the token alone"
             )
-        deadline = time.monotonic() + self.timeout_seconds
-        problem = ""
-        for attempt in range(1, self.attempts + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                status, body = _get_within(url, self.duration, token, remaining)
-            except _Timeout:
-                problem = f"no complete answer within {self.timeout_seconds:g} s"
-                break
-            except requests.RequestException as exc:
-                # The exception text can echo request headers in some adapters: name the type only.
-                problem = f"could not be reached ({type(exc).__name__})"
-            else:
-                if status == 200:
-                    return _parse_json(url, body)
-                if status in (401, 403):
-                    raise CredentialsError(
-                        f"Optimizely credentials API at {url} answered HTTP {status} "
-                        "(check OPTIMIZELY_PAT and that the account has the events export)"
-                    )
-                problem = f"answered HTTP {status}"
-                if status != 429 and status < 500:
-                    break
-            if attempt < self.attempts:
-                time.sleep(min(0.5 * 2**attempt * (1 + random.random()), max(deadline - time.monotonic(), 0)))
-        raise CredentialsError(f"Optimizely credentials API at {url} {problem}")
+
+        def send(remaining: float) -> tuple[int, bytes, dict]:
+            return bounded_get(
+                url,
+                headers={"Authorization": f"Bearer {token}"},
+                params={"duration": self.duration},
+                seconds=remaining,
+                max_bytes=MAX_BODY_BYTES,
+            )
+
+        answer = get_with_retries(send, self.timeout_seconds, self.attempts)
+        if isinstance(answer, str):
+            raise CredentialsError(f"Optimizely credentials API at {url} {answer}")
+        status, body = answer
+        if status == 200:
+            return _parse_json(url, body)
+        if status in (401, 403):
+            raise CredentialsError(
+                f"Optimizely credentials API at {url} answered HTTP {status} "
+                "(check OPTIMIZELY_PAT and that the account has the events export)"
+            )
+        raise CredentialsError(f"Optimizely credentials API at {url} answered HTTP {status}")
 
     def refreshable(self) -> tuple[RefreshableCredentials, ExportCredentials]:
         """botocore credentials that call the API again shortly before they expire."""
@@ -168,37 +161,6 @@ class OptimizelyCredentialsResource(ConfigurableResource):
             mandatory_timeout=max(margin // 2, 1),
         )
         return creds, first
-
-
-class _Timeout(Exception):
-    pass
-
-
-def _get_within(url: str, duration: str, token: str, seconds: float) -> tuple[int, bytes]:
-    """GET with a deadline for the whole call: `requests` timeouts apply per socket read, so a
-    server that trickles one byte at a time would hold a plain call for as long as it likes."""
-    out: queue.Queue = queue.Queue(maxsize=1)
-
-    def call() -> None:
-        try:
-            r = requests.get(
-                url,
-                params={"duration": duration},
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=min(seconds, 30.0),
-            )
-            out.put((r.status_code, r.content))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            out.put(exc)
-
-    threading.Thread(target=call, daemon=True, name="optimizely-credentials").start()
-    try:
-        result = out.get(timeout=seconds)
-    except queue.Empty:
-        raise _Timeout() from None
-    if isinstance(result, BaseException):
-        raise result
-    return result
 
 
 def _parse_json(url: str, body: bytes) -> ExportCredentials:
