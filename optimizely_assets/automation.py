@@ -27,6 +27,7 @@ from optimizely_assets.loading.success_watch import (
     observe,
     plan_type,
 )
+from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
 
 
@@ -49,11 +50,16 @@ def build_marker_checks(partitions_def: DailyPartitionsDefinition) -> list:
             description="The day's _SUCCESS marker exists in the source (the sensor fails this check "
             "for a day still without it once the day is older than the dedup horizon).",
         )
-        def _marker(context, source: ExportSource) -> AssetCheckResult:
+        def _marker(context, source: ExportSource, loader: LoaderConfig) -> AssetCheckResult:
             day = dt.date.fromisoformat(context.partition_key)
-            return marker_result(
-                export_type, day, source.head(success_key(source.root, export_type, day)) is not None
-            )
+            present = source.head(success_key(source.root, export_type, day)) is not None
+            if not present and not loader.require_success:  # a source without markers, on purpose
+                return AssetCheckResult(
+                    passed=True,
+                    description=f"type={export_type.value} date={day}: no _SUCCESS, not required "
+                    "(the loader's require_success is off)",
+                )
+            return marker_result(export_type, day, present)
 
         return _marker
 

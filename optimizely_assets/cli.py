@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         yesterday - dt.timedelta(days=args.days - 1), dt.date.fromisoformat(settings.start_date)
     )
     days = date_range(first, args.days)
-    check_days(settings, days, yesterday + dt.timedelta(days=1), args.command != "generate")
+    check_days(settings, days, yesterday + dt.timedelta(days=1), args.command == "checks")
     check_local_dir(settings)
     if args.command == "checks":
         return checks(settings, days)
@@ -197,6 +197,9 @@ def run(args: argparse.Namespace) -> int:
         generate(settings, days, spec)
     if args.command == "generate":
         return 0
+    if settings.source == "local" and not os.environ.get("OPTIMIZELY_START_DATE", "").strip():
+        settings = Settings.from_env()  # the partitions start at the first day now under source/
+    check_days(settings, days, yesterday + dt.timedelta(days=1), True)
     ensure_dagster_home(settings)
     rows = run_days(settings, days)
     print_summary(rows)

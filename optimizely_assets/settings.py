@@ -77,10 +77,13 @@ class Settings:
 
         has_pat = get("OPTIMIZELY_PAT") is not None
         source = get("OPTIMIZELY_SOURCE", "s3" if has_pat else "local")
-        # The embedded default's partitions start 30 days back, so the demo's recent days sit where
-        # the UI looks (its "last 90 days"); a real export starts where the user says.
+        # The embedded default's partitions start at its first exported day, so "Materialize all" in
+        # the UI is the days there are; with none yet, 30 days back, where the demo writes (the UI's
+        # "last 90 days"). A real export starts where the user says.
         recent = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=30)).isoformat()
-        start = get("OPTIMIZELY_START_DATE", recent if source == "local" else "2024-01-01")
+        local_dir = Path(get("OPTIMIZELY_LOCAL_DIR", ".optimizely_local")).resolve()
+        first_local = first_exported_day(local_dir / "source") if source == "local" else None
+        start = get("OPTIMIZELY_START_DATE", (first_local or recent) if source == "local" else "2024-01-01")
         try:
             dt.date.fromisoformat(start)
         except ValueError:
@@ -108,7 +111,6 @@ class Settings:
                 "OPTIMIZELY_GCS_BUCKET is set: set OPTIMIZELY_GCP_PROJECT for the BigQuery dataset too"
             )
 
-        local_dir = Path(get("OPTIMIZELY_LOCAL_DIR", ".optimizely_local")).resolve()
         if _GLOB_CHARS & set(str(local_dir)):
             raise SettingsError(
                 f"OPTIMIZELY_LOCAL_DIR {str(local_dir)!r} contains one of {''.join(sorted(_GLOB_CHARS))}: "
@@ -177,3 +179,14 @@ class Settings:
     @property
     def duckdb_path(self) -> Path:
         return self.local_dir / "warehouse.duckdb"
+
+
+def first_exported_day(source_dir: Path) -> str | None:
+    """The earliest ``date=`` folder of any account and type under a local export, if any."""
+    days = []
+    for folder in source_dir.glob("v1/account_id=*/type=*/date=*"):
+        try:
+            days.append(dt.date.fromisoformat(folder.name.removeprefix("date=")))
+        except ValueError:
+            continue
+    return min(days).isoformat() if days else None

@@ -105,7 +105,10 @@ def test_materializing_source_files_alone_runs_their_drift_check_and_nothing_of_
         run_config=console_log_level("ERROR"),
     )
     assert result.success
-    assert {e.check_name for e in result.get_asset_check_evaluations()} == {"schema_drift"}
+    assert {e.check_name for e in result.get_asset_check_evaluations()} == {
+        "schema_drift",
+        "success_marker_delivered",
+    }
 
 
 def test_the_definitions_use_no_dagster_api_deprecated_for_2_0():

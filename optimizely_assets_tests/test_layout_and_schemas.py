@@ -162,8 +162,14 @@ def test_schema_drift_names_added_missing_and_retyped_columns():
         "added": ["new_col"],
         "missing": ["referer"],
         "retyped": ["is_holdback"],
+        "widened": [],
     }
-    assert schema_drift(DECISIONS_SCHEMA, DECISIONS_SCHEMA) == {"added": [], "missing": [], "retyped": []}
+    assert schema_drift(DECISIONS_SCHEMA, DECISIONS_SCHEMA) == {
+        "added": [],
+        "missing": [],
+        "retyped": [],
+        "widened": [],
+    }
 
 
 def test_local_staging_keeps_every_name_inside_its_root(tmp_path):

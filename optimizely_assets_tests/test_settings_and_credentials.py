@@ -162,3 +162,30 @@ def test_expired_or_second_based_expirations_fail_at_the_api_not_later_in_botoco
     api.expiration_ms = expiration
     with pytest.raises(CredentialsError, match=message):
         _resource(api).fetch()
+
+
+def test_the_embedded_defaults_partitions_start_at_its_first_exported_day(tmp_path):
+    """The UI's "Materialize all" is the days there are, not 30 with 27 failing for no _SUCCESS."""
+    import datetime as dt
+
+    from optimizely_assets.definitions import build_definitions
+    from optimizely_assets.demo.synthetic import date_range, write_export
+    from optimizely_assets_tests.conftest import SMALL
+
+    empty = Settings.from_env({"OPTIMIZELY_LOCAL_DIR": str(tmp_path / "none")})
+    thirty_back = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=30)
+    assert empty.start_date == thirty_back.isoformat()
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    days = date_range(yesterday - dt.timedelta(days=2), 3)
+    write_export(tmp_path / "demo" / "source", days, SMALL)
+    settings = Settings.from_env({"OPTIMIZELY_LOCAL_DIR": str(tmp_path / "demo")})
+    assert settings.start_date == days[0].isoformat()
+    job = build_definitions(settings).resolve_job_def("optimizely_daily")
+    assert job.partitions_def.get_partition_keys() == [d.isoformat() for d in days]
+    # Set, it wins.
+    assert (
+        Settings.from_env(
+            {"OPTIMIZELY_LOCAL_DIR": str(tmp_path / "demo"), "OPTIMIZELY_START_DATE": "2024-01-01"}
+        ).start_date
+        == "2024-01-01"
+    )
