@@ -97,3 +97,30 @@ def test_bigquery_writes_the_same_row(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_load_history_is_an_asset_the_ui_shows_with_its_latest_loads(tmp_path):
+    from dagster import AssetKey, DagsterInstance
+
+    from optimizely_assets.definitions import build_definitions
+    from optimizely_assets.demo.synthetic import write_export
+    from optimizely_assets_tests.conftest import SMALL, START
+    from optimizely_assets_tests.helpers import local_settings, run_day
+
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL)
+    instance = DagsterInstance.ephemeral()
+    assert run_day(settings, START, instance).success
+    defs = build_definitions(settings)
+    # What the UI's "Observe" runs: the implicit asset job, narrowed to the asset.
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={AssetKey("load_history")})
+    result = job.execute_in_process(instance=instance)
+    assert result.success
+    (observation,) = [
+        e.event_specific_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert observation.metadata["dagster/row_count"].value == 2  # one success row per type
+    table = observation.metadata["latest_loads"].value
+    assert f"| {START} | decisions | manual |" in table and "| success |" in table

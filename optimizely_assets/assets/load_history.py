@@ -6,12 +6,18 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dagster import AssetExecutionContext, AssetRecordsFilter
+from dagster import (
+    AssetExecutionContext,
+    AssetRecordsFilter,
+    MetadataValue,
+    ObserveResult,
+    observable_source_asset,
+)
 
 from optimizely_assets.assets.keys import SOURCE_FILES, key
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse import Warehouse
-from optimizely_assets.warehouse.history import LoadHistoryRow, trigger_of
+from optimizely_assets.warehouse.history import TABLE, LoadHistoryRow, create_table, trigger_of
 
 
 def _source_stats(context: AssetExecutionContext, export_type: ExportType) -> tuple[int | None, ...]:
@@ -58,3 +64,37 @@ def failure_recorded(warehouse: Warehouse, row: LoadHistoryRow) -> Iterator[None
         except Exception as history_exc:  # noqa: BLE001 - the load's error is the one to report
             exc.add_note(f"(load_history not written: {type(history_exc).__name__}: {history_exc})")
         raise
+
+
+SHOWN = ("export_date", "export_type", "run_trigger", "rows_loaded", "uuids_inserted", "outcome", "ended_at")
+
+
+def build_load_history_asset():
+    """``load_history`` in the UI: an observable source asset, its rows and latest loads as metadata."""
+
+    @observable_source_asset(
+        name=TABLE,
+        group_name="operations",
+        description="One row per load of a day and type, written by the loads themselves (success in "
+        "the MERGE's transaction on DuckDB, right after the MERGE job on BigQuery; a failed day's row "
+        "after its rollback). Observe it to see the latest loads here.",
+    )
+    def load_history(warehouse: Warehouse) -> ObserveResult:
+        from optimizely_assets.warehouse.analysis import ExperimentAnalysis
+
+        table = warehouse.ref(TABLE) if warehouse.kind == "bigquery" else TABLE  # type: ignore[attr-defined]
+        reader = ExperimentAnalysis(warehouse)
+        reader.execute([create_table(table, warehouse.kind == "bigquery")])
+        ((count,),) = reader.query(f"SELECT COUNT(*) FROM {table}")
+        latest = reader.query(f"SELECT {', '.join(SHOWN)} FROM {table} ORDER BY ended_at DESC LIMIT 20")
+        lines = ["| " + " | ".join(SHOWN) + " |", "|" + "---|" * len(SHOWN)]
+        lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in latest]
+        return ObserveResult(
+            metadata={
+                "dagster/row_count": int(count),
+                "dagster/table_name": table.strip("`"),
+                "latest_loads": MetadataValue.md("\n".join(lines)),
+            }
+        )
+
+    return load_history
