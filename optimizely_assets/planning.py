@@ -178,3 +178,31 @@ def plan_backfill(
 
     listings = list_days(build_resources(settings)["source"], ExportType, days)
     return render(plan(listings, parallel_runs, copy_mb_per_s, overhead_s), parallel_runs, copy_mb_per_s)
+
+
+# BigQuery bills the logical bytes of the columns a query references: STRING 2 + its UTF-8 length,
+# DATE 8 (https://cloud.google.com/bigquery/pricing#data_type_sizes).
+DATE_BYTES = 8
+KEY_BYTES = 2 + 20  # an experiment_id / event_name
+
+
+def price_day(rows: int, parquet_bytes: int, horizon_days: int) -> dict[str, int]:
+    """Bytes a day's MERGE and its canonical checks bill once canonical holds the whole window.
+
+    Before a first backfill canonical is empty and a dry run prices the window at 0: this is the
+    figure the same day costs later, when each of the 2H+1 export days holds about as many rows."""
+    window_rows = (2 * horizon_days + 1) * rows
+    raw_day = int(parquet_bytes * LOGICAL_PER_PARQUET_BYTE)
+    probe = window_rows * (UUID_BYTES + DATE_BYTES)  # uuid and export_date over the window
+    return {
+        "merge_canonical": raw_day + probe,
+        "canonical checks": 2 * probe + rows * (UUID_BYTES + KEY_BYTES) * 2,
+    }
+
+
+def horizon_within(rows: int, parquet_bytes: int, limit: int, horizon_days: int) -> int | None:
+    """The largest dedup horizon (days) whose full-window MERGE and checks stay under ``limit``."""
+    for h in range(horizon_days, -1, -1):
+        if max(price_day(rows, parquet_bytes, h).values()) <= limit:
+            return h
+    return None

@@ -27,6 +27,7 @@ from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.resources.staging import Staging
 from optimizely_assets.settings import Settings
 from optimizely_assets.warehouse import Warehouse
+from optimizely_assets.warehouse.analysis_sql import Window
 
 HINTS = {
     "source": "the source credentials need s3:ListBucket on the account prefix and s3:GetObject on its files",
@@ -52,6 +53,7 @@ class Preflight:
     staging: Staging
     warehouse: Warehouse
     horizon_days: int = 30
+    window: Window = field(default_factory=Window)  # the analysis run's attribution window and L
     credentials_check: Callable[[], str] | None = None  # one call to Optimizely's credentials API
     steps: list[Step] = field(default_factory=list)
     latest: dict[ExportType, dt.date] = field(default_factory=dict)
@@ -75,6 +77,16 @@ class Preflight:
             for export_type, day in self.latest.items():
                 self.step(
                     f"dry run {export_type.value} {day}", hint, lambda t=export_type, d=day: self._dry(t, d)
+                )
+                self.step(
+                    f"dry run rest {export_type.value} {day}",
+                    hint,
+                    lambda t=export_type, d=day: self._dry_more(t, d),
+                )
+                self.step(
+                    f"price {export_type.value} {day}",
+                    "",
+                    lambda t=export_type, d=day: self._price(t, d),
                 )
                 self.step(
                     f"smoke load {export_type.value} {day}",
@@ -125,6 +137,58 @@ class Preflight:
     def _dry(self, export_type: ExportType, day: dt.date) -> str:
         plans = self.warehouse.dry_run(export_type, day, self.horizon_days)
         return ", ".join(f"{name} {_size(b)}" for name, b in plans)
+
+    def _dry_more(self, export_type: ExportType, day: dt.date) -> str:
+        """The ALTER, load_history, scratch-copy and (with decisions) analysis statements of the day."""
+        if self.warehouse.kind != "bigquery":
+            return "the embedded default: its day's statements are EXPLAINed above"
+        from optimizely_assets.warehouse import analysis_sql as a
+        from optimizely_assets.warehouse import redelivery_sql as r
+        from optimizely_assets.warehouse import results_sql
+        from optimizely_assets.warehouse.analysis import ExperimentAnalysis
+        from optimizely_assets.warehouse.bigquery_scratch import dry_run_more
+
+        statements: list[tuple[str, str]] = []
+        if export_type is ExportType.DECISIONS:  # one analysis run a day
+            analysis = ExperimentAnalysis(self.warehouse)
+            analysis.ensure_tables()
+            n, w = analysis.names, self.window
+            statements = [
+                ("units_retracted", f"SELECT COUNT(*) FROM ({r.retracted_units(n, day)}) AS r"),
+                ("units_rederive", r.rederive_units(n, day, w)),
+                ("events_delete_moved", a.delete_moved_events(n, day, w)),
+                ("units_merge", a.merge_units(n, day, w)),
+                *((f"events_replace_{i}", s) for i, s in enumerate(a.replace_events(n, day, w, True))),
+                ("results_rebuild", results_sql.rebuild_results(n)),
+                ("late_decisions", a.late_decisions(n, day, w)),
+            ]
+        plans = dry_run_more(self.warehouse, export_type, day, statements)
+        return ", ".join(f"{name} {_size(b)}" for name, b in plans)
+
+    def _price(self, export_type: ExportType, day: dt.date) -> str:
+        """The day's MERGE and checks once canonical holds the window, against maximum_bytes_billed."""
+        from optimizely_assets.loading.manifest import build_manifest
+        from optimizely_assets.planning import horizon_within, price_day
+
+        manifest = build_manifest(self.source, export_type, day)
+        prices = price_day(manifest.rows, manifest.bytes, self.horizon_days)
+        said = ", ".join(f"{name} ~{_size(b)}" for name, b in prices.items())
+        scope = f"at a full window: {manifest.rows:,} rows a day over {2 * self.horizon_days + 1} export days"
+        limit = getattr(self.warehouse, "maximum_bytes_billed", None)
+        if self.warehouse.kind != "bigquery":
+            return f"{said} ({scope}); the embedded default bills nothing"
+        if not limit or max(prices.values()) <= limit:
+            return f"{said} ({scope}), within maximum_bytes_billed {_size(limit) if limit else 'off'}"
+        fits = horizon_within(manifest.rows, manifest.bytes, limit, self.horizon_days)
+        fix = (
+            f"lower the loader's dedup_horizon_days to {fits} or less, or raise"
+            if fits is not None
+            else "even one export day is past it: raise"
+        )
+        raise RuntimeError(
+            f"{said} ({scope}): past maximum_bytes_billed {_size(limit)}, so the day's jobs would fail "
+            f"once canonical holds the window; {fix} OPTIMIZELY_BQ_MAXIMUM_BYTES_BILLED"
+        )
 
     def _smoke(self, export_type: ExportType, day: dt.date) -> str:
         files = [
@@ -185,6 +249,7 @@ def run_preflight(settings: Settings) -> int:
             staging=r.staging,
             warehouse=r.warehouse,
             horizon_days=r.loader.dedup_horizon_days,
+            window=Window(settings.attribution_window_hours, settings.lateness_days),
             credentials_check=credentials if optimizely is not None else None,
         ).run()
     for s in steps:

@@ -14,6 +14,7 @@ import pytest
 from google.cloud import storage
 
 from optimizely_assets.demo.synthetic import date_range, write_export
+from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.preflight import run_preflight
 from optimizely_assets.settings import Settings
 from optimizely_assets_tests.conftest import SMALL, START, upload_tree
@@ -30,9 +31,10 @@ def bq_url(tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def cloud_settings(tmp_path, optimizely_api, moto_endpoint, bq_url, bucket: str) -> Settings:
+def cloud_settings(tmp_path, optimizely_api, moto_endpoint, bq_url, bucket: str, **extra: str) -> Settings:
     return Settings.from_env(
         {
+            **extra,
             "OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local"),
             "OPTIMIZELY_PAT": optimizely_api.token,
             "OPTIMIZELY_API_URL": optimizely_api.url,
@@ -71,6 +73,14 @@ def test_preflight_on_the_emulators_checks_every_step_the_emulators_can_run(
     assert "account 5935064" in got["optimizely credentials API"]
     assert "decisions: 2024-01-02 (2 days listed)" in got["latest exported day"]
     assert "merge_canonical" in got["dry run events 2024-01-02"]
+    # The rest of a day: the ALTER, load_history, the scratch copy, the analysis run (with decisions).
+    rest = got["dry run rest decisions 2024-01-02"]
+    assert rest.startswith("ok") and all(
+        n in rest
+        for n in ("add_columns", "load_history_insert", "scratch_copy", "units_merge", "results_rebuild")
+    ), rest
+    price = got["price decisions 2024-01-02"]
+    assert price.startswith("ok") and "merge_canonical ~" in price and "over 61 export days" in price
     # bqemulator has no partition decorators: the one step only a real project can pass
     assert got["smoke load decisions 2024-01-02"].startswith("FAIL") and code == 1
     assert optimizely_api.token not in capsys.readouterr().out
@@ -115,3 +125,28 @@ def _export(tmp_path):
     root = tmp_path / "export"
     write_export(root, date_range(START, 2), SMALL)
     return root
+
+
+def test_preflight_fails_a_day_whose_full_window_would_pass_maximum_bytes_billed(
+    tmp_path, monkeypatch, capsys, moto_endpoint, s3_bucket, optimizely_api, gcs_emulator, bq_url
+):
+    """Canonical is empty, so a dry run prices the window at 0; the estimate from the footers does not."""
+    from optimizely_assets.loading.manifest import build_manifest
+    from optimizely_assets.planning import price_day
+    from optimizely_assets.resources.source import LocalExportSource
+
+    export = _export(tmp_path)
+    upload_tree(moto_endpoint, s3_bucket, export)
+    bucket = f"stage-{uuid.uuid4().hex[:8]}"
+    storage.Client(project="test-project").create_bucket(bucket)
+    monkeypatch.setenv("OPTIMIZELY_PAT", optimizely_api.token)
+    local = LocalExportSource(root_dir=str(export), account_id=SMALL.account_id)
+    day = build_manifest(local, ExportType.DECISIONS, date_range(START, 2)[1])
+    limit = max(price_day(day.rows, day.bytes, 30).values()) // 3  # fits a shorter horizon only
+    settings = cloud_settings(
+        tmp_path, optimizely_api, moto_endpoint, bq_url, bucket, OPTIMIZELY_BQ_MAXIMUM_BYTES_BILLED=str(limit)
+    )
+    assert run_preflight(settings) == 1
+    price = lines(capsys)["price decisions 2024-01-02"]
+    assert price.startswith("FAIL") and "past maximum_bytes_billed" in price
+    assert "lower the loader's dedup_horizon_days to" in price

@@ -81,3 +81,38 @@ def smoke_load(
     finally:
         wh.client.delete_table(scratch_id, not_found_ok=True)
     return rows, types
+
+
+def dry_run_more(wh, export_type: ExportType, day: dt.date, analysis_statements: list[tuple[str, str]]):
+    """(name, bytes) of the day's statements besides its MERGE and checks: the ALTER that adds raw's
+    new columns to canonical, the load_history statements, the scratch copy of a day over 10,000 files
+    (against an empty scratch table made for it, then dropped) and the analysis run's statements."""
+    from google.cloud import bigquery
+
+    from optimizely_assets.warehouse import history
+    from optimizely_assets.warehouse.base import table_names
+
+    names = table_names(export_type)
+    canonical = wh.client.get_table(wh.table_id(names.canonical))
+    now = dt.datetime.now(dt.timezone.utc)
+    row = history.LoadHistoryRow("preflight", "manual", export_type.value, day, 1, 1, 1, now, ended_at=now)
+    statements = [
+        ("add_columns", sql.add_columns(wh.ref(names.canonical), canonical.schema[-1:])),
+        ("load_history_create", history.create_table(wh.ref(history.TABLE), bigquery=True)),
+    ]
+    wh.run_query(statements[-1][1])  # the INSERT's dry run needs the table
+    statements.append(("load_history_insert", history.insert(wh.ref(history.TABLE), row, bigquery=True)))
+    scratch_id = wh.table_id(f"_preflight_{export_type.value}_scratch")
+    wh.client.create_table(
+        bigquery.Table(scratch_id, schema=wh.client.get_table(wh.table_id(names.raw)).schema), exists_ok=True
+    )
+    try:
+        statements.append(("scratch_copy", sql.copy_scratch(f"`{scratch_id}`")))
+        statements += analysis_statements
+        out = []
+        for name, text in statements:
+            config = wh.query_config(dry_run=True, use_query_cache=False)
+            out.append((name, int(wh.client.query(text, job_config=config).total_bytes_processed or 0)))
+        return out
+    finally:
+        wh.client.delete_table(scratch_id, not_found_ok=True)
