@@ -8,7 +8,10 @@ WORKDIR /opt/optimizely_assets
 
 COPY pyproject.toml README.md ./
 COPY optimizely_assets ./optimizely_assets
-RUN pip install ".[k8s]" && useradd --create-home --uid 10001 dagster
+# A writable Dagster home for the non-root user: run pods write their instance files there.
+ENV DAGSTER_HOME=/opt/dagster/dagster_home
+RUN pip install ".[k8s]" && useradd --create-home --uid 10001 dagster \
+    && mkdir -p "$DAGSTER_HOME" && chown -R dagster "$DAGSTER_HOME"
 USER dagster
 
 # gRPC code server for the Dagster webserver and daemon; in the pod, not on a workstation.

@@ -90,3 +90,69 @@ def test_the_image_installs_the_package_this_repository_builds():
     assert any("dagster-k8s" in d for d in project["project"]["optional-dependencies"][extra])
     # It serves the module the local tools load.
     assert f'"-m", "{project["tool"]["dagster"]["module_name"]}"' in dockerfile
+
+
+HELM_VALUES = REPO / "deploy" / "helm" / "values.yaml"
+MANIFESTS = REPO / "deploy" / "k8s" / "secret.example.yaml"
+
+
+def test_every_deploy_file_is_valid_yaml():
+    for path in sorted((REPO / "deploy").rglob("*.yaml")):
+        assert list(yaml.safe_load_all(path.read_text())), path
+
+
+def test_the_helm_values_run_this_image_privately_with_the_pools_and_nothing_secret(tmp_path):
+    values = yaml.safe_load(HELM_VALUES.read_text())
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "optimizely_assets.definitions"]
+    # The UI has no login: inside the cluster only.
+    assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP"
+    assert not values.get("ingress", {}).get("enabled", False)
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["computeLogManager"]["type"] == "GCSComputeLogManager"
+    assert values["dagsterDaemon"]["runMonitoring"]["enabled"] is True
+    assert "iam.gke.io/gcp-service-account" in values["serviceAccount"]["annotations"]
+    # Every Secret and ConfigMap the values name is among the manifests (placeholders only).
+    manifests = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(MANIFESTS.read_text())}
+    named = {
+        ("Secret", values["global"]["postgresqlSecretName"]),
+        *(("Secret", s["name"]) for s in deployment["envSecrets"]),
+        *(("ConfigMap", c["name"]) for c in deployment["envConfigMaps"]),
+    }
+    assert named <= set(manifests)
+    for (kind, _), doc in manifests.items():
+        if kind == "Secret":
+            assert all(v.startswith("<") and v.endswith(">") for v in doc["stringData"].values())
+
+    def walk(node, path=()):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from walk(v, (*path, str(k)))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from walk(v, (*path, str(i)))
+        else:
+            yield path, node
+
+    secretive = [
+        p for p, v in walk(values) if re.search(r"password|token|secret_key|apikey", p[-1], re.I) and v
+    ]
+    assert secretive == []
+    # The instance config the chart adds (additionalInstanceConfig) passes the project's guard.
+    local = {
+        **values["additionalInstanceConfig"],
+        "storage": {"sqlite": {"base_dir": str(tmp_path / "storage")}},
+    }
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(local))
+    instance = DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert pool_problems(instance, POOLS) == []
+    finally:
+        instance.dispose()
+
+
+def test_the_image_has_a_home_its_user_can_write():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    home = re.search(r"^ENV DAGSTER_HOME=(\S+)", dockerfile, re.M)[1]
+    assert 'chown -R dagster "$DAGSTER_HOME"' in dockerfile and home.startswith("/opt/")
+    assert dockerfile.index("chown") < dockerfile.index("USER dagster")
