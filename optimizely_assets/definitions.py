@@ -153,7 +153,8 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     assets = with_code_references(
         [a for t in ExportType for a in build_export_assets(t, daily, deployment)]
         + build_analysis_assets(daily, deployment, window, settings.exclude_multiple_variation_units)
-    ) + [build_load_history_asset()]
+        + [build_load_history_asset()]
+    )
     # The export checks are evaluated in their assets' steps; the analysis ones in their own.
     checks = [*build_analysis_checks(daily, window), *build_marker_checks(daily)]
     daily_job = define_asset_job(

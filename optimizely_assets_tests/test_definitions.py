@@ -63,7 +63,7 @@ def test_definitions_declare_owners_tables_columns_and_code_references():
     for name, spec in by_key.items():
         (ref,) = spec.metadata["dagster/code_references"].code_references
         # One module per loading stage; the experiment analysis assets share theirs.
-        module = "analysis" if name.startswith("analysis/") else name.split("/")[1]
+        module = "analysis" if name.startswith("analysis/") else name.split("/")[-1]
         assert Path(ref.file_path).name == f"{module}.py", (name, ref.file_path)
     assert {"analysis/experiment_units", "analysis/experiment_results"} <= set(by_key)
 
@@ -120,5 +120,6 @@ def test_the_definitions_use_no_dagster_api_deprecated_for_2_0():
         warnings.simplefilter("always")
         job = build_definitions().resolve_job_def(DAILY_JOB)
     assert job.partitions_def is not None  # inferred from the assets
-    ours = [str(w.message) for w in caught if "dagster" in w.filename or "optimizely_assets" in w.filename]
+    # Dagster's deprecations point at the caller: ours land in our files, Dagster's own in its.
+    ours = [str(w.message) for w in caught if "optimizely_assets" in w.filename]
     assert not [m for m in ours if "deprecated" in m.lower() and "__fields__" not in m], ours

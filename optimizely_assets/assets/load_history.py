@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dagster import (
     AssetExecutionContext,
     AssetRecordsFilter,
+    CodeReferencesMetadataValue,
+    LocalFileCodeReference,
     MetadataValue,
     ObserveResult,
     observable_source_asset,
@@ -75,6 +77,12 @@ def build_load_history_asset():
     @observable_source_asset(
         name=TABLE,
         group_name="operations",
+        # Dagster's with_source_code_references skips observable source assets: "view code" by hand.
+        metadata={
+            "dagster/code_references": CodeReferencesMetadataValue(
+                code_references=[LocalFileCodeReference(file_path=__file__)]
+            )
+        },
         description="One row per load of a day and type, written by the loads themselves (success in "
         "the MERGE's transaction on DuckDB, right after the MERGE job on BigQuery; a failed day's row "
         "after its rollback). Observe it to see the latest loads here.",

@@ -16,7 +16,6 @@ import pyarrow as pa
 from pydantic import Field, PrivateAttr
 
 from optimizely_assets.e3.layout import ExportType
-from optimizely_assets.e3.schemas import duckdb_type, nested_added, show_path
 from optimizely_assets.loading.staging_copy import StagedFile, same_columns
 from optimizely_assets.warehouse import duckdb_preflight as preflight
 from optimizely_assets.warehouse import duckdb_sql as sql
@@ -36,6 +35,7 @@ from optimizely_assets.warehouse.base import (
     table_names,
 )
 from optimizely_assets.warehouse.duckdb_attach import ALIAS, attach
+from optimizely_assets.warehouse.duckdb_schema import widen
 from optimizely_assets.warehouse.history import LoadHistoryRow
 
 # Files per read_parquet statement: one over 10,000 files holds all their metadata; batches in one
@@ -296,14 +296,3 @@ class DuckDBWarehouse(Warehouse):
     ) -> tuple[int, dict[str, str]]:
         with self.connect() as con:
             return preflight.smoke_load(con, export_type, day, file.uri)
-
-
-def widen(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field]) -> list[str]:
-    """Add to ``table`` the fields ``fields`` have inside its columns; returns them as paths."""
-    have = con.execute(f"SELECT * FROM {table} LIMIT 0").arrow().schema
-    done: list[str] = []
-    for f in fields:
-        for path, type_ in nested_added(have.field(f.name).type, f.type, (f.name,)):
-            con.execute(sql.add_nested(table, path, duckdb_type(type_)))
-            done.append(show_path(path))
-    return done
