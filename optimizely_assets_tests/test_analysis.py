@@ -175,6 +175,43 @@ def test_a_redelivered_day_without_a_units_decision_derives_the_unit_again(duck)
     assert duck.query("SELECT COUNT(*) FROM experiment_units WHERE visitor_id = 'bob'") == [(0,)]
 
 
+# (experiment, variation, event, metric) -> (n, Σy, Σy², Σx, Σx², Σxy); x: the 7 days before exposure.
+# carol's purchase (v-4, 900) came an hour before her exposure in A: her pre-period, not her result.
+EXPECTED_SUMS = {
+    (E1, "A", "add_to_cart", "conversion"): (1, 0, 0, 0, 0, 0),
+    (E1, "A", "purchase", "conversion"): (1, 0, 0, 1, 1, 0),
+    (E1, "A", "purchase", "count"): (1, 0, 0, 1, 1, 0),
+    (E1, "A", "purchase", "revenue"): (1, 0, 0, 900, 810_000, 0),
+    (E1, "B", "add_to_cart", "conversion"): (2, 1, 1, 0, 0, 0),
+    (E1, "B", "add_to_cart", "count"): (2, 1, 1, 0, 0, 0),
+    (E1, "B", "purchase", "revenue"): (2, 500, 250_000, 0, 0, 0),
+    (E2, "X", "purchase", "count"): (1, 2, 4, 0, 0, 0),
+    (E2, "X", "purchase", "revenue"): (1, 1200, 1_440_000, 0, 0, 0),
+}
+
+
+def metric_sums_of(analysis: ExperimentAnalysis) -> dict:
+    run_days(analysis)
+    got = {}
+    for m in analysis.metric_sums():
+        s = m.sums
+        got[(m.experiment_id, m.variation_id, m.event_name, m.metric)] = (
+            s.n,
+            s.sum,
+            s.sum_squares,
+            s.pre_sum,
+            s.pre_sum_squares,
+            s.sum_products,
+        )
+    return got
+
+
+def test_metric_sums_are_the_definitions_by_hand(duck):
+    got = metric_sums_of(duck)
+    assert len(got) == 3 * 5  # 5 (experiment, variation, event) rows x 3 metrics; dave's holdback is out
+    assert {k: got[k] for k in EXPECTED_SUMS} == EXPECTED_SUMS
+
+
 def test_a_shorter_window_attributes_less(duck):
     run_days(duck, Window(24))
     got = {(r.experiment_id, r.variation_id, r.event_name): r.events for r in duck.results()}
@@ -221,6 +258,7 @@ def test_bigquery_runs_the_same_semantics(tmp_path):
         assert bq.write_units(D1, W48) == {"inserted": 0, "moved_earlier": 0, "retracted": 0}
         assert bq.units_not_in_decisions(D1, W48) == {}
         assert bq.visitors_vs_units(D1, W48)[E1] == (3, 3, 0)
+        assert {k: v for k, v in metric_sums_of(bq).items() if k in EXPECTED_SUMS} == EXPECTED_SUMS
         assert [tuple(r) for r in redeliver_without_bobs_decision(bq)] == [("A", "u-c", D1)]
     finally:
         proc.terminate()

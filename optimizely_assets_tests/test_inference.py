@@ -143,3 +143,38 @@ def test_benjamini_hochberg_matches_scipy_and_keeps_missing_values():
     expected = stats.false_discovery_control([p for p in ps if p is not None], method="bh")
     assert [g for g in got if g is not None] == pytest.approx(list(expected), rel=1e-12)
     assert got[2] is None
+
+
+def test_experiment_metrics_compare_each_variation_with_the_baseline_and_control_fdr():
+    from optimizely_assets.analysis.metrics import experiment_metrics
+    from optimizely_assets.warehouse.analysis import MetricSums
+
+    a, b, c = Sums(4000, 400, 400), Sums(3900, 470, 470), Sums(4100, 405, 405)
+    zero = Sums(50, 0, 0)
+    sums = [
+        MetricSums("e1", "v1", "purchase", "conversion", a),
+        MetricSums("e1", "v2", "purchase", "conversion", b),
+        MetricSums("e1", "v3", "purchase", "conversion", c),
+        MetricSums("e2", "x1", "signup", "count", zero),
+        MetricSums("e2", "x2", "signup", "count", Sums(50, 3, 3)),
+    ]
+    rows = {(r.experiment_id, r.variation_id): r for r in experiment_metrics(sums)}
+    base = rows[("e1", "v1")]
+    assert (
+        base.baseline_variation_id == "v1" and base.lift is None and base.units == 4000 and base.mean == 0.1
+    )
+    v2 = rows[("e1", "v2")]
+    expected = fixed_horizon(a, b, True)
+    assert (v2.lift, v2.ci_low, v2.ci_high, v2.p_value) == (
+        expected.lift,
+        expected.ci_low,
+        expected.ci_high,
+        expected.p_value,
+    )
+    assert v2.seq_p_value == sequential(a, b, True).p_value
+    ps = [rows[("e1", v)].p_value for v in ("v2", "v3")]
+    assert [rows[("e1", v)].fdr_p_value for v in ("v2", "v3")] == benjamini_hochberg(ps)
+    # A zero baseline: no numbers, the reason instead; the baseline is set per experiment when given.
+    assert rows[("e2", "x2")].lift is None and "baseline mean is 0" in rows[("e2", "x2")].note
+    again = {(r.experiment_id, r.variation_id): r for r in experiment_metrics(sums, {"e1": "v3"})}
+    assert again[("e1", "v3")].lift is None and again[("e1", "v1")].baseline_variation_id == "v3"

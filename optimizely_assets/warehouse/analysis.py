@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from optimizely_assets.analysis.inference import Sums
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse import analysis_sql as sql
+from optimizely_assets.warehouse import metrics_sql, results_sql
 from optimizely_assets.warehouse import redelivery_sql as redelivery
-from optimizely_assets.warehouse import results_sql
 from optimizely_assets.warehouse.base import Warehouse, table_names
 
 
@@ -42,6 +43,15 @@ class ResultRow:
     @property
     def conversion_rate(self) -> float:
         return self.converting_units / self.units if self.units else 0.0
+
+
+@dataclass(frozen=True)
+class MetricSums:
+    experiment_id: str | None
+    variation_id: str | None
+    event_name: str
+    metric: str
+    sums: Sums
 
 
 class ExperimentAnalysis:
@@ -164,6 +174,20 @@ class ExperimentAnalysis:
     def experiment_ids(self) -> list[str]:
         return [
             r[0] for r in self.query(f"SELECT DISTINCT experiment_id FROM {self.names[sql.UNITS]} ORDER BY 1")
+        ]
+
+    def metric_sums(self, exclude_multiple: bool = False) -> list[MetricSums]:
+        """The sufficient statistics of every experiment's metrics (metrics_sql.py), one query."""
+        rows = self.query(metrics_sql.metric_sums(self.names, self.bigquery, exclude_multiple))
+        return [
+            MetricSums(
+                None if e is None else str(e),
+                None if v is None else str(v),
+                str(n),
+                str(m),
+                Sums(int(u), float(s), float(ss), float(ps), float(pss), float(sp)),
+            )
+            for e, v, n, m, u, s, ss, ps, pss, sp in rows
         ]
 
     def results(self, experiment_id: str | None = None) -> list[ResultRow]:
