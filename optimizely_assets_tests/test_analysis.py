@@ -330,6 +330,16 @@ def test_the_daily_job_warns_of_the_srm_experiment_and_shows_the_effect(tmp_path
         result.asset_materializations_for_node("analysis__experiment_results")[0].metadata["results"].value
     )
     assert "| Checkout button colour | treatment |" in table
+    # experiment_metrics: the effect is significant after FDR, its interval excludes 0.
+    (metrics,) = result.asset_materializations_for_node("analysis__experiment_metrics")
+    assert metrics.metadata["dagster/row_count"].value > 0
+    ((lift, lo, hi, fdr, seq, note),) = analysis.query(
+        "SELECT m.lift, m.ci_low, m.ci_high, m.fdr_p_value, m.seq_p_value, m.note FROM experiment_metrics AS m "
+        "JOIN experiments AS x ON x.experiment_id = m.experiment_id AND x.variation_id = m.variation_id "
+        f"WHERE m.experiment_id = '{EFFECT_EXPERIMENT}' AND m.event_name = 'purchase' "
+        "AND m.metric = 'conversion' AND x.variation_name = 'treatment'"
+    )
+    assert note is None and lift > 0.3 and 0 < lo < lift < hi and fdr < 0.05 and seq <= 1
 
 
 class _FakeRestAPI(BaseHTTPRequestHandler):

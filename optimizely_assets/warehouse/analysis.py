@@ -190,6 +190,13 @@ class ExperimentAnalysis:
             for e, v, n, m, u, s, ss, ps, pss, sp in rows
         ]
 
+    def replace_metrics(self, rows: list) -> None:
+        """``experiment_metrics`` replaced whole by ``rows`` (analysis/metrics.py's MetricRow)."""
+        statements = results_sql.replace_experiments(
+            self.names, [r.__dict__ for r in rows], self.bigquery, sql.METRICS
+        )
+        self.execute([(sql.METRICS, s) for s in statements])
+
     def results(self, experiment_id: str | None = None) -> list[ResultRow]:
         return [ResultRow(*r) for r in self.query(results_sql.results_rows(self.names, experiment_id))]
 

@@ -16,15 +16,18 @@ table -> quoted name) and ``bigquery``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
-UNITS, EVENTS, RESULTS, EXPERIMENTS = (
+UNITS, EVENTS, RESULTS, EXPERIMENTS, METRICS = (
     "experiment_units",
     "experiment_events",
     "experiment_results",
     "experiments",
+    "experiment_metrics",
 )
-ANALYSIS_TABLES = (UNITS, EVENTS, RESULTS, EXPERIMENTS)
+ANALYSIS_TABLES = (UNITS, EVENTS, RESULTS, EXPERIMENTS, METRICS)
+_TEXT, _REAL = ("VARCHAR", "STRING"), ("DOUBLE", "FLOAT64")
 CLOCK_AHEAD_DAYS = 1  # a client timestamp may fall on the day after its export day
 
 # (column, DuckDB type, BigQuery type)
@@ -61,6 +64,21 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("source", "VARCHAR", "STRING"),
     ],
 }
+COLUMNS[METRICS] = [
+    *(
+        (c, *_TEXT)
+        for c in ("experiment_id", "variation_id", "baseline_variation_id", "event_name", "metric")
+    ),
+    ("units", "BIGINT", "INT64"),
+    *(
+        (c, *_REAL)
+        for c in (
+            "sum sum_squares mean lift ci_low ci_high p_value seq_ci_low seq_ci_high seq_p_value "
+            "cuped_lift cuped_ci_low cuped_ci_high fdr_p_value"
+        ).split()
+    ),
+    ("note", *_TEXT),
+]
 # Columns added after the first release; see create_tables.
 _ADDED = {UNITS: ("multiple_variations",), EVENTS: ("decision_uuid",)}
 # BigQuery layout: units by exposure day, events by export day; both clustered for the joins.
@@ -68,6 +86,7 @@ _BQ_LAYOUT = {
     UNITS: "PARTITION BY exposure_date CLUSTER BY experiment_id, visitor_id",
     EVENTS: "PARTITION BY export_date CLUSTER BY experiment_id, variation_id",
     EXPERIMENTS: "",
+    METRICS: "",
 }
 
 
@@ -261,7 +280,7 @@ GROUP BY u.experiment_id"""
 
 
 def string_literal(value: object, bigquery: bool) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "NULL"
     if isinstance(value, (int, float)):
         return repr(float(value))

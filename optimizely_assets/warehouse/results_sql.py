@@ -130,10 +130,12 @@ def allocations(names: dict[str, str]) -> str:
     )
 
 
-def replace_experiments(names: dict[str, str], rows: list[dict], bigquery: bool) -> list[str]:
-    """Replace the whole (small) experiments dimension with ``rows``."""
-    cols = [c for c, *_ in COLUMNS[EXPERIMENTS]]
-    types = {c: (bq if bigquery else duck) for c, duck, bq in COLUMNS[EXPERIMENTS]}
+def replace_experiments(
+    names: dict[str, str], rows: list[dict], bigquery: bool, table: str = EXPERIMENTS
+) -> list[str]:
+    """Replace a whole small table (the experiments dimension, the metrics) with ``rows``."""
+    cols = [c for c, *_ in COLUMNS[table]]
+    types = {c: (bq if bigquery else duck) for c, duck, bq in COLUMNS[table]}
     selects = [
         "SELECT " + ", ".join(f"CAST({string_literal(r[c], bigquery)} AS {types[c]}) AS {c}" for c in cols)
         for r in rows
@@ -141,11 +143,11 @@ def replace_experiments(names: dict[str, str], rows: list[dict], bigquery: bool)
     source = " UNION ALL ".join(selects)
     if bigquery:
         return [
-            f"MERGE {names[EXPERIMENTS]} AS T USING ({source}) AS S ON FALSE "
+            f"MERGE {names[table]} AS T USING ({source}) AS S ON FALSE "
             f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('S.' + c for c in cols)}) "
             "WHEN NOT MATCHED BY SOURCE THEN DELETE"
         ]
     return [
-        f"DELETE FROM {names[EXPERIMENTS]}",
-        f"INSERT INTO {names[EXPERIMENTS]} ({', '.join(cols)}) {source}",
+        f"DELETE FROM {names[table]}",
+        f"INSERT INTO {names[table]} ({', '.join(cols)}) {source}",
     ]
