@@ -23,11 +23,26 @@ from dagster._core.instance import DagsterInstance
 from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_select
-from dagster._utils.concurrency import ConcurrencySlotStatus
+from dagster._utils.concurrency import ConcurrencyClaimStatus, ConcurrencySlotStatus
 
 
 class AtomicSlotClaims:
-    """Mixin for a SQL event log storage: a slot is taken only if no step holds it."""
+    """Methods for a SQL event log storage: a slot is taken only if no step holds it, and a step
+    queued while the last holder left is not forgotten."""
+
+    def claim_concurrency_slot(
+        self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None
+    ) -> ConcurrencyClaimStatus:
+        """Dagster's claim, plus liveness: a step that read "no free slot" and then queued itself
+        unassigned, while the holder freed the slot in between, would wait for a free that never
+        comes (the free assigns only steps already queued). Seen: a claimer blocked for minutes with
+        the slot free. A free slot with only unassigned steps queued is assigned again here."""
+        claim = SqlEventLogStorage.claim_concurrency_slot
+        status = claim(self, concurrency_key, run_id, step_key, priority)  # type: ignore[arg-type]
+        if not status.is_claimed and not status.is_assigned and self.has_unassigned_slots(concurrency_key):  # type: ignore[attr-defined]
+            self.assign_pending_steps([concurrency_key])  # type: ignore[attr-defined]
+            status = claim(self, concurrency_key, run_id, step_key, priority)  # type: ignore[arg-type]
+        return status
 
     def _claim_concurrency_slot(
         self, concurrency_key: str, run_id: str, step_key: str
@@ -73,7 +88,7 @@ def atomic_slot_claims(instance: DagsterInstance) -> DagsterInstance:
     """Make ``instance``'s SQL event log storage claim pool slots by compare-and-set (in place)."""
     storage = instance.event_log_storage
     if claims_race(instance):
-        for name in ("_claim_concurrency_slot", "_free_slot_id", "_take_slot"):
+        for name in ("claim_concurrency_slot", "_claim_concurrency_slot", "_free_slot_id", "_take_slot"):
             setattr(storage, name, MethodType(getattr(AtomicSlotClaims, name), storage))
         storage.atomic_slot_claims = True
     return instance

@@ -87,3 +87,24 @@ def test_an_insert_step_on_dagsters_own_claims_refuses_and_runs_once_they_are_at
         with pytest.raises(MergeConcurrencyError, match="atomic_slot_claims"):
             ensure_merges_serialised(instance, run_id, POOL, serialised_by_backend=False)
         ensure_merges_serialised(atomic_slot_claims(instance), run_id, POOL, serialised_by_backend=False)
+
+
+def test_a_step_queued_while_the_last_holder_left_gets_the_slot(tmp_path):
+    """B read "no free slot" while A held it, A freed it, then B queued itself unassigned: Dagster's
+    own claim leaves B blocked with the slot free, forever (a free assigns only queued steps)."""
+    home = str(project_home(tmp_path))
+    with DagsterInstance.from_config(home) as plain, DagsterInstance.from_config(home) as ours:
+        storage = plain.event_log_storage
+        storage.set_concurrency_slots(POOL, 1)
+        assert storage.claim_concurrency_slot(POOL, "run-a", "canonical").is_claimed
+        storage.free_concurrency_slot_for_step("run-a", "canonical")
+        storage.add_pending_step(
+            concurrency_key=POOL, run_id="run-b", step_key="canonical", should_assign=False
+        )
+        assert not storage.claim_concurrency_slot(POOL, "run-b", "canonical").is_claimed  # stuck
+        assert (
+            atomic_slot_claims(ours)
+            .event_log_storage.claim_concurrency_slot(POOL, "run-b", "canonical")
+            .is_claimed
+        )
+        assert holder(storage) == [("run-b", "canonical")]
