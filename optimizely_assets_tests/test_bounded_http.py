@@ -82,12 +82,12 @@ def wait_for_no_readers(seconds: float = 10.0) -> bool:
 def test_an_endless_credentials_answer_is_cut_at_the_cap_and_its_reader_stops(serve):
     server = serve("endless")
     resource = OptimizelyCredentialsResource(
-        personal_access_token="pat", api_url=server.url, timeout_seconds=20
+        personal_access_token="pat", api_url=server.url, timeout_seconds=60
     )
     start = time.monotonic()
     with pytest.raises(CredentialsError, match="answered more than 65,536 bytes"):
         resource.fetch()
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 30  # at the cap, long before the deadline
     assert wait_for_no_readers()
 
 
@@ -99,7 +99,7 @@ def test_a_trickling_answer_ends_at_the_deadline_and_nothing_reads_on(serve):
     start = time.monotonic()
     with pytest.raises(CredentialsError, match="no complete answer within 1.5 s"):
         resource.fetch()
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 6  # 1.5 s, and a loaded machine's slack
     assert wait_for_no_readers(), "a thread went on reading after the deadline"
 
 
@@ -118,8 +118,8 @@ def test_the_rest_lookup_has_one_deadline_for_every_experiment(serve):
     catalog = RestExperimentCatalog(personal_access_token="pat", api_url=server.url, timeout_seconds=2)
     start = time.monotonic()
     rows, errors = catalog.lookup({str(i): ["1"] for i in range(5)})
-    assert time.monotonic() - start < 4
-    assert len(errors) == 5 and "no complete answer within 2 s" in errors[0]
+    assert time.monotonic() - start < 6  # 2 s, and a loaded machine's slack
+    assert len(errors) == 5 and "no complete answer within the lookup's 2 s" in errors[0]
     assert all("had passed" in e or "no complete answer" in e for e in errors)
     assert {r.source for r in rows} == {"ids"}  # every experiment still has its rows, by id
     assert wait_for_no_readers()

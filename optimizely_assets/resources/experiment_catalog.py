@@ -76,6 +76,8 @@ class RestExperimentCatalog(ExperimentCatalog):
             self.attempts,
         )
         if isinstance(answer, str):
+            if answer.startswith("no complete answer"):  # the lookup's deadline, not what was left of it
+                answer = f"no complete answer within the lookup's {self.timeout_seconds:g} s"
             raise CatalogError(f"{url}: {answer}")
         status, body = answer
         if status in (403, 404):  # deleted, or another project's: fall back to the id
