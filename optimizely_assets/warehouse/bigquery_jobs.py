@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -109,7 +109,7 @@ def cancelled_if_interrupted(client, job) -> Iterator[None]:
         raise
 
 
-def dml_counts(job, held: int, after: int) -> tuple[int, int, int]:
+def dml_counts(job, held: int, after: Callable[[], int]) -> tuple[int, int, int]:
     """(inserted, updated, deleted) rows of the canonical MERGE, from its DML statistics.
 
     Without them (the emulator): every row the day held is updated or deleted, so affected rows =
@@ -122,5 +122,5 @@ def dml_counts(job, held: int, after: int) -> tuple[int, int, int]:
             int(dml.deleted_row_count or 0),
         )
     inserted = int(job.num_dml_affected_rows or 0) - held
-    deleted = held + inserted - after
+    deleted = held + inserted - after()
     return inserted, held - deleted, deleted

@@ -36,8 +36,12 @@ def delete_raw_day(raw: str, raw_day: str) -> str:
     return f"DELETE FROM {raw} WHERE {raw_day}"
 
 
-def day_stats(raw: str, raw_day: str) -> str:
-    return f"SELECT COUNT(*), COUNT(DISTINCT uuid), COUNTIF(uuid IS NULL) FROM {raw} WHERE {raw_day}"
+def day_stats(raw: str, raw_day: str, canonical: str, day: dt.date) -> str:
+    """Raw rows, distinct and NULL uuids of the day, and the rows canonical's day holds before its MERGE."""
+    return (
+        f"SELECT COUNT(*), COUNT(DISTINCT uuid), COUNTIF(uuid IS NULL), "
+        f"({canonical_day_rows(canonical, day)}) FROM {raw} WHERE {raw_day}"
+    )
 
 
 def _order_key(c: OrderColumn) -> str:
@@ -189,7 +193,7 @@ def day_queries(
     key = export_type.key_column
     return [
         PlannedQuery("delete_raw_day", delete_raw_day(raw, raw_day), dml=True),
-        PlannedQuery("day_stats", day_stats(raw, raw_day)),
+        PlannedQuery("day_stats", day_stats(raw, raw_day, canonical, day)),
         PlannedQuery(
             "merge_canonical",
             merge_canonical(export_type, raw, canonical, raw_day, day, window, columns),
