@@ -79,13 +79,17 @@ def retry_delay(attempt: int, headers: dict, remaining: float) -> float:
 
 
 def get_with_retries(
-    send: Callable[[float], tuple[int, bytes, dict]], seconds: float, attempts: int
+    send: Callable[[float], tuple[int, bytes, dict]],
+    deadline: float,
+    attempts: int,
+    seconds: float,
+    whose: str = "",
 ) -> tuple[int, bytes] | str:
-    """Call ``send(remaining)`` until it answers other than 429/5xx, within ``seconds`` in total.
+    """Call ``send(remaining)`` until it answers other than 429/5xx, until ``deadline`` (monotonic):
+    the caller's deadline of ``seconds``, which may span several calls (``whose``: "the lookup's ").
 
     Returns (status, body), or a text saying why no answer came (passed to the caller's error)."""
-    deadline = time.monotonic() + seconds
-    problem = f"no complete answer within {seconds:g} s"
+    problem = f"no complete answer within {whose}{seconds:g} s"
     for attempt in range(1, attempts + 1):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -94,7 +98,7 @@ def get_with_retries(
         try:
             status, body, headers = send(remaining)
         except DeadlinePassed:
-            return f"no complete answer within {seconds:g} s"
+            return f"no complete answer within {whose}{seconds:g} s"
         except ResponseTooLarge as exc:
             return str(exc)
         except requests.RequestException as exc:

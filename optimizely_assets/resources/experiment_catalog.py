@@ -64,7 +64,7 @@ class RestExperimentCatalog(ExperimentCatalog):
     )
     attempts: int = Field(default=4, description="Attempts per experiment on 5xx, 429 and network errors.")
 
-    def _get(self, experiment_id: str, seconds: float) -> dict | None:
+    def _get(self, experiment_id: str, deadline: float) -> dict | None:
         url = f"{self.api_url.rstrip('/')}/experiments/{experiment_id}"
         headers = {
             "Authorization": f"Bearer {self.personal_access_token.strip()}",
@@ -72,12 +72,12 @@ class RestExperimentCatalog(ExperimentCatalog):
         }
         answer = get_with_retries(
             lambda remaining: bounded_get(url, headers=headers, seconds=remaining, max_bytes=MAX_BODY_BYTES),
-            seconds,
+            deadline,
             self.attempts,
+            self.timeout_seconds,
+            whose="the lookup's ",
         )
         if isinstance(answer, str):
-            if answer.startswith("no complete answer"):  # the lookup's deadline, not what was left of it
-                answer = f"no complete answer within the lookup's {self.timeout_seconds:g} s"
             raise CatalogError(f"{url}: {answer}")
         status, body = answer
         if status in (403, 404):  # deleted, or another project's: fall back to the id
@@ -96,13 +96,12 @@ class RestExperimentCatalog(ExperimentCatalog):
         errors: list[str] = []
         deadline = time.monotonic() + self.timeout_seconds
         for experiment_id, seen in sorted(experiments.items()):
-            remaining = deadline - time.monotonic()
             try:
-                if remaining <= 0:
+                if deadline <= time.monotonic():
                     raise CatalogError(
                         f"experiment {experiment_id}: the lookup's {self.timeout_seconds:g} s had passed"
                     )
-                body = self._get(experiment_id, remaining)
+                body = self._get(experiment_id, deadline)
             except CatalogError as exc:
                 errors.append(str(exc))
                 body = None

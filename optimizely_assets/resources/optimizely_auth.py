@@ -127,7 +127,8 @@ class OptimizelyCredentialsResource(ConfigurableResource):
                 max_bytes=MAX_BODY_BYTES,
             )
 
-        answer = get_with_retries(send, self.timeout_seconds, self.attempts)
+        deadline = time.monotonic() + self.timeout_seconds
+        answer = get_with_retries(send, deadline, self.attempts, self.timeout_seconds)
         if isinstance(answer, str):
             raise CredentialsError(f"Optimizely credentials API at {url} {answer}")
         status, body = answer
