@@ -8,7 +8,7 @@ inference is impossible. The baseline row carries its own sums and no lift.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from optimizely_assets.analysis.inference import benjamini_hochberg, cuped, fixed_horizon, sequential
 from optimizely_assets.warehouse.analysis import MetricSums
@@ -67,7 +67,7 @@ def experiment_metrics(sums: list[MetricSums], baselines: dict[str, str] | None 
             a = reference.get((r.event_name, r.metric))
             if r.variation_id != base:
                 if a is None:
-                    row = _with(row, note=f"the baseline {base} has no units for this event")
+                    row = replace(row, note=f"the baseline {base} has no units for this event")
                 else:
                     proportion = r.metric in PROPORTIONS
                     fixed, seq, adj = (
@@ -75,7 +75,7 @@ def experiment_metrics(sums: list[MetricSums], baselines: dict[str, str] | None 
                         sequential(a, s, proportion),
                         cuped(a, s, proportion),
                     )
-                    row = _with(
+                    row = replace(
                         row,
                         lift=fixed.lift,
                         ci_low=fixed.ci_low,
@@ -91,11 +91,5 @@ def experiment_metrics(sums: list[MetricSums], baselines: dict[str, str] | None 
                     )
             built.append(row)
         adjusted = benjamini_hochberg([r.p_value for r in built])
-        out += [_with(r, fdr_p_value=p) for r, p in zip(built, adjusted, strict=True)]
+        out += [replace(r, fdr_p_value=p) for r, p in zip(built, adjusted, strict=True)]
     return out
-
-
-def _with(row: MetricRow, **changes) -> MetricRow:
-    from dataclasses import replace
-
-    return replace(row, **changes)
