@@ -202,19 +202,28 @@ def test_the_previous_cursor_format_is_read_as_a_high_water_mark():
     assert cursor[ExportType.DECISIONS].hwm is None
 
 
+def _export_missing_day_four(settings, n_days: int) -> tuple[list[dt.date], dt.date]:
+    """n days exported; day 4 without its _SUCCESS (its files there, the marker not yet)."""
+    days = date_range(START, n_days)
+    write_export(settings.local_source_dir, [d for d in days if d != days[3]], SMALL)
+    write_export(settings.local_source_dir, [days[3]], SMALL, success=False)
+    return days, days[3]
+
+
+def _tick_on(settings, today: dt.date, cursor, **kw):
+    """One sensor tick on ``today``, its partitions ending there."""
+    return _sensor_over(settings, today, (today + dt.timedelta(days=1)).isoformat(), **kw)(cursor)
+
+
 @pytest.mark.parametrize("late_days", range(1, 11))
 def test_a_day_whose_success_comes_1_to_10_days_late_is_started_once_when_it_comes(tmp_path, late_days):
     settings = local_settings(tmp_path / "local")
-    days = date_range(START, 16)
-    missing = days[3]
-    write_export(settings.local_source_dir, [d for d in days if d != missing], SMALL)
-    write_export(settings.local_source_dir, [missing], SMALL, success=False)
+    days, missing = _export_missing_day_four(settings, 16)
     cursor, started = None, []
     for today in days[2:]:
         if today == missing + dt.timedelta(days=late_days):
             write_export(settings.local_source_dir, [missing], SMALL)  # Optimizely delivers it now
-        end = (today + dt.timedelta(days=1)).isoformat()
-        result = _sensor_over(settings, today, end)(cursor)
+        result = _tick_on(settings, today, cursor)
         cursor = result.cursor
         started += [
             (r.partition_key, r.tags["optimizely/trigger"])
@@ -230,14 +239,10 @@ def test_a_day_still_without_success_past_the_bound_fails_its_check_naming_the_d
     from optimizely_assets.automation import MARKER_CHECK
 
     settings = local_settings(tmp_path / "local")
-    days = date_range(START, 12)
-    missing = days[3]
-    write_export(settings.local_source_dir, [d for d in days if d != missing], SMALL)
-    write_export(settings.local_source_dir, [missing], SMALL, success=False)
+    days, missing = _export_missing_day_four(settings, 12)
     cursor, events = None, []
     for today in days[2:]:
-        end = (today + dt.timedelta(days=1)).isoformat()
-        result = _sensor_over(settings, today, end, bound_days=5)(cursor)
+        result = _tick_on(settings, today, cursor, bound_days=5)
         cursor = result.cursor
         events += [(today, e) for e in result.asset_events]
         assert missing.isoformat() not in {r.partition_key for r in result.run_requests}
