@@ -212,6 +212,20 @@ def test_metric_sums_are_the_definitions_by_hand(duck):
     assert {k: got[k] for k in EXPECTED_SUMS} == EXPECTED_SUMS
 
 
+def test_a_decision_redelivered_with_another_variation_or_a_later_time_moves_its_unit(duck):
+    """Same uuid, other content: the unit must follow the decision as canonical now holds it, not
+    keep the old copy (a fold that only looks at uuids would leave bob in B, silently)."""
+    run_days(duck)
+    duck.execute(["UPDATE decisions SET variation_id = 'A' WHERE uuid = 'u-d'"])
+    assert duck.write_units(D2, W48) == {"inserted": 0, "moved_earlier": 0, "retracted": 1}
+    bob = "SELECT variation_id, decision_uuid FROM experiment_units WHERE visitor_id = 'bob'"
+    assert duck.query(bob) == [("A", "u-d")]
+    # Re-delivered 4 hours later, u-d is no longer bob's first decision: u-c (12:00, A) is.
+    duck.execute(["UPDATE decisions SET timestamp = TIMESTAMP '2024-01-01 13:00:00+00' WHERE uuid = 'u-d'"])
+    assert duck.write_units(D2, W48)["retracted"] == 1
+    assert duck.query(bob) == [("A", "u-c")]
+
+
 def test_a_shorter_window_attributes_less(duck):
     run_days(duck, Window(24))
     got = {(r.experiment_id, r.variation_id, r.event_name): r.events for r in duck.results()}
