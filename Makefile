@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@# setuptools' editable-install banner is advice for package authors, not for users installing.
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# Tests only: GrowthBook's engine, the reference the statistics must agree with. Its pins
+	@# (pandas < 2, numpy < 2) are stale upper bounds, so it comes without its dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps "gbstats==0.8.0"
 	touch $@
 
 demo: $(VENV)/.installed  ## generate 3 days, materialize every asset on the embedded default, print rows + checks

@@ -76,8 +76,20 @@ def test_no_inference_says_why():
     assert fixed_horizon(zero, some, True).note == "baseline mean is 0: a relative lift is undefined"
     assert fixed_horizon(Sums(1, 1, 1), some, True).note == "fewer than 2 units in a variation"
     flat = Sums(100, 100, 100)
-    assert fixed_horizon(flat, flat, False).note == "zero variance in both variations"
+    assert fixed_horizon(flat, flat, False).note == "zero variance in a variation"
     assert sequential(zero, some, True).p_value is None and cuped(zero, some, True).lift is None
+
+
+def test_hand_computed_proportion_and_bh():
+    """Worked on paper: 10% vs 12% of 1,000 units each; BH of three p-values."""
+    got = fixed_horizon(Sums(1000, 100, 100), Sums(1000, 120, 120), True)
+    # lift = 0.02 / 0.1; V = 0.12·0.88/(0.01·1000) + 0.09·0.0144/(0.0001·1000) = 0.01056 + 0.01296
+    assert got.lift == pytest.approx(0.2, rel=1e-12)
+    v = 0.02352
+    # Welch's dof: (0.1056e-3 + 0.09e-3)^2 / (0.1056e-3^2/999 + 0.09e-3^2/999)
+    dof = (0.1056e-3 + 0.09e-3) ** 2 / ((0.1056e-3) ** 2 / 999 + (0.09e-3) ** 2 / 999)
+    assert got.ci_high - got.lift == pytest.approx(stats.t.ppf(0.975, dof) * math.sqrt(v), rel=1e-9)
+    assert benjamini_hochberg([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.04, 0.04], rel=1e-12)
 
 
 def test_the_sequential_interval_is_wider_and_its_p_larger_than_a_single_look():

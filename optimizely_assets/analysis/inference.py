@@ -112,8 +112,9 @@ def _why_not(a: Sums, b: Sums, proportion: bool) -> str | None:
         return "fewer than 2 units in a variation"
     if a.mean == 0:
         return "baseline mean is 0: a relative lift is undefined"
-    if a.variance(proportion) <= 0 and b.variance(proportion) <= 0:
-        return "zero variance in both variations"
+    # As GrowthBook: one variation without variance (no conversions, or all alike) is no test.
+    if a.variance(proportion) <= 0 or b.variance(proportion) <= 0:
+        return "zero variance in a variation"
     return None
 
 
@@ -156,29 +157,43 @@ def sequential(a: Sums, b: Sums, proportion: bool, alpha: float = ALPHA, tau: fl
     return Inference(lift, lift - half, lift + half, p)
 
 
+def _pre(s: Sums) -> Sums:
+    """The covariate as a statistic of its own: n, Σx, Σx²."""
+    return Sums(s.n, s.pre_sum, s.pre_sum_squares)
+
+
+def _cov(s: Sums) -> float:
+    return (s.sum_products - s.pre_sum * s.sum / s.n) / (s.n - 1)
+
+
 def cuped(a: Sums, b: Sums, proportion: bool, alpha: float = ALPHA) -> Inference:
-    """CUPED (Deng et al.): θ pooled over both variations; the lift's denominator keeps A's raw mean."""
+    """CUPED (Deng et al.) as GrowthBook defines it: θ pooled over both variations (0 when the
+    pooled covariate or metric has no variance); the delta method on the adjusted variances with
+    the unadjusted means, so the lift's denominator is A's raw mean."""
     if why := _why_not(a, b, proportion):
         return Inference(note=why)
-    n = a.n + b.n
-    sx, sxx = a.pre_sum + b.pre_sum, a.pre_sum_squares + b.pre_sum_squares
-    sy, sxy = a.sum + b.sum, a.sum_products + b.sum_products
-    var_x = (sxx - sx**2 / n) / (n - 1)
-    if var_x <= 0:
-        return Inference(note="no variance before exposure: CUPED cannot adjust")
-    theta = ((sxy - sx * sy / n) / (n - 1)) / var_x
+    pooled = Sums(
+        a.n + b.n,
+        a.sum + b.sum,
+        a.sum_squares + b.sum_squares,
+        a.pre_sum + b.pre_sum,
+        a.pre_sum_squares + b.pre_sum_squares,
+        a.sum_products + b.sum_products,
+    )
+    var_x = _pre(pooled).variance(proportion)
+    theta = 0.0 if var_x <= 0 or pooled.variance(proportion) <= 0 else _cov(pooled) / var_x
 
     def adjusted(s: Sums) -> tuple[float, float]:
-        vx = (s.pre_sum_squares - s.pre_sum**2 / s.n) / (s.n - 1)
-        cov = (s.sum_products - s.pre_sum * s.sum / s.n) / (s.n - 1)
-        return s.mean - theta * (s.pre_sum / s.n), s.variance(proportion) + theta**2 * vx - 2 * theta * cov
+        variance = s.variance(proportion) + theta**2 * _pre(s).variance(proportion) - 2 * theta * _cov(s)
+        return s.mean - theta * s.pre_sum / s.n, variance
 
     (ma, va), (mb, vb) = adjusted(a), adjusted(b)
+    if ma == 0:
+        return Inference(note="adjusted baseline mean is 0: a relative lift is undefined")
+    if va <= 0 or vb <= 0:
+        return Inference(note="zero variance after adjustment")
     lift = (mb - ma) / a.mean
-    # The delta method for (adjusted B - adjusted A) / raw A: as above with 1 + lift for B / A.
-    v = (vb / b.n + va * (1 + lift) ** 2 / a.n) / a.mean**2
-    if v <= 0:
-        return Inference(lift=lift, note="zero variance after adjustment")
+    v = vb / (a.mean**2 * b.n) + va * b.mean**2 / (a.mean**4 * a.n)
     dof = (vb / b.n + va / a.n) ** 2 / (vb**2 / (b.n**2 * (b.n - 1)) + va**2 / (a.n**2 * (a.n - 1)))
     half = t_quantile(1 - alpha / 2, dof) * math.sqrt(v)
     return Inference(lift, lift - half, lift + half, min(1.0, 2 * t_sf(abs(lift) / math.sqrt(v), dof)))
