@@ -153,7 +153,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     window = Window(settings.attribution_window_hours, settings.lateness_days)
     assets = with_code_references(
         [a for t in ExportType for a in build_export_assets(t, daily, deployment)]
-        + build_analysis_assets(daily, deployment, window, settings.exclude_multiple_variation_units)
+        + build_analysis_assets(
+            daily, deployment, window, settings.exclude_multiple_variation_units, dict(settings.baselines)
+        )
         + [build_metrics_asset(daily, deployment, settings.exclude_multiple_variation_units)]
         + [build_load_history_asset()]
     )

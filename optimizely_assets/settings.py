@@ -40,6 +40,17 @@ def _flag(value: str, name: str) -> bool:
     return value.lower() in ("true", "1", "yes")
 
 
+def _baselines(value: str, name: str) -> tuple[tuple[str, str], ...]:
+    """``experiment_id=variation_id,...``; a malformed pair names the variable."""
+    out = []
+    for pair in filter(None, (p.strip() for p in value.split(","))):
+        experiment_id, sep, variation_id = (part.strip() for part in pair.partition("="))
+        if not sep or not experiment_id or not variation_id:
+            raise SettingsError(f"{name}: {pair!r} is not experiment_id=variation_id")
+        out.append((experiment_id, variation_id))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     start_date: str
@@ -66,6 +77,7 @@ class Settings:
     attribution_window_hours: int = 48
     lateness_days: int = 7
     exclude_multiple_variation_units: bool = False
+    baselines: tuple[tuple[str, str], ...] = ()  # experiment id -> baseline variation id
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -166,6 +178,7 @@ class Settings:
                 get("OPTIMIZELY_EXCLUDE_MULTIPLE_VARIATION_UNITS", "false"),
                 "OPTIMIZELY_EXCLUDE_MULTIPLE_VARIATION_UNITS",
             ),
+            baselines=_baselines(get("OPTIMIZELY_BASELINES", ""), "OPTIMIZELY_BASELINES"),
         )
 
     @property

@@ -376,6 +376,7 @@ class _FakeRestAPI(BaseHTTPRequestHandler):
                     "variations": [
                         {"variation_id": 11, "key": "control", "name": None, "weight": 9000},
                         {"variation_id": 12, "key": "treatment", "name": None, "weight": 1000},
+                        {"variation_id": 10, "key": "retired", "name": None, "weight": 0},
                     ],
                 },
             )
@@ -405,6 +406,8 @@ def test_names_and_weights_come_from_the_rest_api_and_fall_back_to_ids():
         )
         assert by[(E1, "12")].weight == 1000 and by[(E1, "12")].source == "api"
         assert by[(E2, "21")].experiment_name is None and by[(E2, "21")].source == "ids"
+        # The baseline by default: the first variation the API lists, not the smallest id.
+        assert [v for (e, v), r in by.items() if e == E1 and r.is_baseline] == ["11"]
         # A rejected token falls back to ids and says why, without the token.
         rows, errors = RestExperimentCatalog(personal_access_token="bad-secret-token", api_url=url).lookup(
             {E1: ["11"]}

@@ -12,7 +12,6 @@ from dagster import (
     AllPartitionMapping,
     AssetDep,
     AssetExecutionContext,
-    AssetKey,
     AssetSelection,
     AutomationCondition,
     MaterializeResult,
@@ -21,22 +20,17 @@ from dagster import (
     asset,
 )
 
+from optimizely_assets.assets.experiments import build_experiments_asset
 from optimizely_assets.assets.factory import ONE_DAY_PER_RUN, Deployment, partition_day
-from optimizely_assets.assets.keys import CANONICAL, key
+from optimizely_assets.assets.keys import CANONICAL, EVENTS_KEY, NAMES_KEY, RESULTS_KEY, UNITS_KEY, key
 from optimizely_assets.assets.metadata import md_table
 from optimizely_assets.concurrency import ensure_merges_serialised
 from optimizely_assets.e3.layout import ExportType
-from optimizely_assets.resources.experiment_catalog import ExperimentCatalog
 from optimizely_assets.warehouse import Warehouse
 from optimizely_assets.warehouse.analysis import ExperimentAnalysis, ResultRow
 from optimizely_assets.warehouse.analysis_sql import Window
 
 GROUP = "experiment_analysis"
-UNITS_KEY, EVENTS_KEY = (
-    AssetKey(["analysis", "experiment_units"]),
-    AssetKey(["analysis", "experiment_events"]),
-)
-NAMES_KEY, RESULTS_KEY = AssetKey(["analysis", "experiments"]), AssetKey(["analysis", "experiment_results"])
 # Units are folded by MERGE: two runs inserting the same new pair side by side on BigQuery would
 # both insert it. One slot (dagster.yaml's default pool limit).
 UNITS_POOL = "optimizely_experiment_units"
@@ -107,7 +101,11 @@ def results_markdown(rows: list[ResultRow]) -> str:
 
 
 def build_analysis_assets(
-    partitions_def, deployment: Deployment, window: Window, exclude_multiple: bool = False
+    partitions_def,
+    deployment: Deployment,
+    window: Window,
+    exclude_multiple: bool = False,
+    baselines: dict[str, str] | None = None,
 ) -> list:
     common = dict(
         partitions_def=partitions_def,
@@ -210,41 +208,9 @@ def build_analysis_assets(
             }
         )
 
-    @asset(
-        key=NAMES_KEY,
-        deps=[AssetDep(UNITS_KEY, partition_mapping=AllPartitionMapping())],
-        automation_condition=rebuild_condition(),
-        metadata=table_meta("experiments"),
-        description=(
-            "Experiment and variation names and traffic weights, from Optimizely's REST API "
-            "(GET /v2/experiments/{id}) with the same token; offline, the synthetic names or the ids."
-        ),
-        **common,
+    experiments = build_experiments_asset(
+        {**common, "automation_condition": rebuild_condition()}, table_meta("experiments"), baselines
     )
-    def experiments(
-        context: AssetExecutionContext, warehouse: Warehouse, catalog: ExperimentCatalog
-    ) -> MaterializeResult:
-        analysis = ExperimentAnalysis(warehouse.for_context(context))
-        analysis.ensure_tables()
-        seen: dict[str, list[str]] = {}
-        for experiment_id, variation_id in analysis.query(
-            f"SELECT DISTINCT experiment_id, variation_id FROM {analysis.names['experiment_units']} "
-            "WHERE variation_id IS NOT NULL"
-        ):
-            seen.setdefault(str(experiment_id), []).append(str(variation_id))
-        rows, errors = catalog.lookup(seen)
-        for error in errors[:5]:  # names decorate results; their absence must not stop the day
-            context.log.warning(f"experiment names: {error}; ids are used instead")
-        analysis.replace_experiments(rows)
-        sources = sorted({r.source for r in rows})
-        return MaterializeResult(
-            metadata={
-                "dagster/row_count": len(rows),
-                "experiments": len(seen),
-                "sources": ", ".join(sources),
-                "api_errors": len(errors),
-            }
-        )
 
     @asset(
         key=RESULTS_KEY,

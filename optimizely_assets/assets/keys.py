@@ -19,3 +19,11 @@ def key(export_type: ExportType, stage: str) -> AssetKey:
 def canonical_pool(export_type: ExportType) -> str:
     """One pool per canonical table, limited to 1: insert-only MERGEs must never overlap."""
     return f"optimizely_canonical_{export_type.value}"
+
+
+# The experiment analysis tables (assets/analysis.py, experiments.py, metrics.py).
+UNITS_KEY = AssetKey(["analysis", "experiment_units"])
+EVENTS_KEY = AssetKey(["analysis", "experiment_events"])
+NAMES_KEY = AssetKey(["analysis", "experiments"])
+RESULTS_KEY = AssetKey(["analysis", "experiment_results"])
+METRICS_KEY = AssetKey(["analysis", "experiment_metrics"])

@@ -5,15 +5,14 @@ the inference is arithmetic on those sums (analysis/inference.py), and the rows,
 variation, are written back as the ``experiment_metrics`` table.
 """
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from optimizely_assets.analysis.metrics import MetricRow, experiment_metrics
-from optimizely_assets.assets.analysis import GROUP, RESULTS_KEY, rebuild_condition
+from optimizely_assets.assets.analysis import GROUP, rebuild_condition
 from optimizely_assets.assets.factory import ONE_DAY_PER_RUN, Deployment
+from optimizely_assets.assets.keys import METRICS_KEY, NAMES_KEY, RESULTS_KEY
 from optimizely_assets.warehouse import Warehouse
 from optimizely_assets.warehouse.analysis import ExperimentAnalysis
-
-METRICS_KEY = AssetKey(["analysis", "experiment_metrics"])
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:
@@ -45,7 +44,7 @@ def metrics_markdown(rows: list[MetricRow], limit: int = 40) -> str:
 def build_metrics_asset(partitions_def, deployment: Deployment, exclude_multiple: bool = False):
     @asset(
         key=METRICS_KEY,
-        deps=[RESULTS_KEY],
+        deps=[RESULTS_KEY, NAMES_KEY],  # the baselines come from experiments
         partitions_def=partitions_def,
         backfill_policy=ONE_DAY_PER_RUN,
         group_name=GROUP,
@@ -65,7 +64,7 @@ def build_metrics_asset(partitions_def, deployment: Deployment, exclude_multiple
     def experiment_metrics_asset(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         analysis = ExperimentAnalysis(warehouse.for_context(context))
         analysis.ensure_tables()
-        rows = experiment_metrics(analysis.metric_sums(exclude_multiple))
+        rows = experiment_metrics(analysis.metric_sums(exclude_multiple), analysis.baselines())
         analysis.replace_metrics(rows)
         significant = sum(
             1 for r in rows if r.fdr_p_value is not None and r.fdr_p_value < 0.05 and r.lift is not None

@@ -114,6 +114,7 @@ class RestExperimentCatalog(ExperimentCatalog):
                 for v in body.get("variations") or []
                 if v.get("variation_id") is not None
             }
+            first = next(iter(listed), None)  # Optimizely lists the original variation first
             for v in sorted(set(seen) | set(listed)):
                 info = listed.get(v, {})
                 weight = info.get("weight")
@@ -125,6 +126,7 @@ class RestExperimentCatalog(ExperimentCatalog):
                         info.get("name") or info.get("key"),
                         float(weight) if isinstance(weight, (int, float)) else None,
                         "api",
+                        v == first,
                     )
                 )
         return rows, errors

@@ -25,6 +25,7 @@ class ExperimentRow:
     variation_name: str | None
     weight: float | None  # share of traffic (any scale); None when unknown
     source: str  # "api", "synthetic" or "ids"
+    is_baseline: bool = False  # the variation others are compared with (analysis/baselines.py)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,15 @@ class ExperimentAnalysis:
     def replace_experiments(self, rows: list[ExperimentRow]) -> None:
         statements = results_sql.replace_experiments(self.names, [r.__dict__ for r in rows], self.bigquery)
         self.execute([(sql.EXPERIMENTS, s) for s in statements])
+
+    def baselines(self) -> dict[str, str]:
+        """experiment id -> its baseline variation, as the ``experiments`` asset chose it."""
+        return {
+            str(e): str(v)
+            for e, v in self.query(
+                f"SELECT experiment_id, variation_id FROM {self.names[sql.EXPERIMENTS]} WHERE is_baseline"
+            )
+        }
 
     def experiment_ids(self) -> list[str]:
         return [

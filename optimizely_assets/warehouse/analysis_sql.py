@@ -62,6 +62,7 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("variation_name", "VARCHAR", "STRING"),
         ("weight", "DOUBLE", "FLOAT64"),
         ("source", "VARCHAR", "STRING"),
+        ("is_baseline", "BOOLEAN", "BOOL"),
     ],
 }
 COLUMNS[METRICS] = [
@@ -80,7 +81,7 @@ COLUMNS[METRICS] = [
     ("note", *_TEXT),
 ]
 # Columns added after the first release; see create_tables.
-_ADDED = {UNITS: ("multiple_variations",), EVENTS: ("decision_uuid",)}
+_ADDED = {UNITS: ("multiple_variations",), EVENTS: ("decision_uuid",), EXPERIMENTS: ("is_baseline",)}
 # BigQuery layout: units by exposure day, events by export day; both clustered for the joins.
 _BQ_LAYOUT = {
     UNITS: "PARTITION BY exposure_date CLUSTER BY experiment_id, visitor_id",
@@ -282,6 +283,8 @@ GROUP BY u.experiment_id"""
 def string_literal(value: object, bigquery: bool) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
     if isinstance(value, (int, float)):
         return repr(float(value))
     text = str(value)
