@@ -15,8 +15,8 @@ from dagster import (
 )
 
 from optimizely_assets.analysis.srm import SRM_P_THRESHOLD, srm_tests
-from optimizely_assets.assets.analysis import EVENTS_KEY, RESULTS_KEY, UNITS_KEY
 from optimizely_assets.assets.factory import partition_day
+from optimizely_assets.assets.keys import EVENTS_KEY, RESULTS_KEY, UNITS_KEY
 from optimizely_assets.assets.metadata import md_table
 from optimizely_assets.warehouse import Warehouse
 from optimizely_assets.warehouse.analysis import ExperimentAnalysis

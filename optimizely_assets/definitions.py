@@ -28,7 +28,7 @@ from optimizely_assets.assets.analysis import UNITS_POOL, build_analysis_assets
 from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.assets.load_history import build_load_history_asset
-from optimizely_assets.assets.metrics import build_metrics_asset
+from optimizely_assets.assets.results import build_results_assets
 from optimizely_assets.automation import build_daily_schedule, build_marker_checks, build_success_sensor
 from optimizely_assets.checks_analysis import build_analysis_checks
 from optimizely_assets.concurrency import guarded_in_process_executor
@@ -156,7 +156,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         + build_analysis_assets(
             daily, deployment, window, settings.exclude_multiple_variation_units, dict(settings.baselines)
         )
-        + [build_metrics_asset(daily, deployment, settings.exclude_multiple_variation_units)]
+        + [build_results_assets(daily, deployment, settings.exclude_multiple_variation_units)]
         + [build_load_history_asset()]
     )
     # The export checks are evaluated in their assets' steps; the analysis ones in their own.

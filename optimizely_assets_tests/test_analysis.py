@@ -340,13 +340,16 @@ def test_the_daily_job_warns_of_the_srm_experiment_and_shows_the_effect(tmp_path
         if r.event_name == "purchase"
     }
     assert purchase["treatment"] > purchase["control"] * 1.3
-    table = (
-        result.asset_materializations_for_node("analysis__experiment_results")[0].metadata["results"].value
-    )
-    assert "| Checkout button colour | treatment |" in table
-    # experiment_metrics: the effect is significant after FDR, its interval excludes 0.
-    (metrics,) = result.asset_materializations_for_node("analysis__experiment_metrics")
-    assert metrics.metadata["dagster/row_count"].value > 0
+    made = {
+        m.asset_key.path[-1]: m.metadata
+        for m in result.asset_materializations_for_node("experiment_results_and_metrics")
+    }
+    assert "| Checkout button colour | treatment |" in made["experiment_results"]["results"].value
+    # experiment_metrics: the effect is significant after FDR, its interval excludes 0; the results'
+    # metadata carries the same inference table.
+    assert made["experiment_metrics"]["dagster/row_count"].value > 0
+    assert made["experiment_results"]["metrics"].value == made["experiment_metrics"]["metrics"].value
+    assert f"| {EFFECT_EXPERIMENT} |" in made["experiment_results"]["metrics"].value
     ((lift, lo, hi, fdr, seq, note),) = analysis.query(
         "SELECT m.lift, m.ci_low, m.ci_high, m.fdr_p_value, m.seq_p_value, m.note FROM experiment_metrics AS m "
         "JOIN experiments AS x ON x.experiment_id = m.experiment_id AND x.variation_id = m.variation_id "

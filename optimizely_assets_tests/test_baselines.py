@@ -8,7 +8,7 @@ import pytest
 from dagster import DagsterInstance
 
 from optimizely_assets.analysis.baselines import BaselineError, choose_baselines
-from optimizely_assets.assets.keys import METRICS_KEY, NAMES_KEY
+from optimizely_assets.assets.keys import METRICS_KEY, NAMES_KEY, RESULTS_KEY
 from optimizely_assets.definitions import build_definitions
 from optimizely_assets.demo.experiments import EFFECT_EXPERIMENT
 from optimizely_assets.demo.synthetic import ExportSpec, write_export
@@ -62,7 +62,7 @@ def _metrics_against(settings: Settings, instance: DagsterInstance, config: dict
         run_config["ops"] = {"analysis__experiments": {"config": {"baselines": config}}}
     return job.execute_in_process(
         partition_key=D1.isoformat(),
-        asset_selection=[NAMES_KEY, METRICS_KEY],
+        asset_selection=[NAMES_KEY, RESULTS_KEY, METRICS_KEY],
         instance=atomic_slot_claims(instance),
         run_config=run_config,
         raise_on_error=False,

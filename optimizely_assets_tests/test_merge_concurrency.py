@@ -219,7 +219,7 @@ def test_an_in_process_bigquery_run_refuses_before_its_unit_inserts_too(tmp_path
     """Units are insert-only like canonical: two runs inserting the same new pair on BigQuery would
     both insert it. Run alone in process, on an instance that cannot hold its pool, the step refuses
     before any BigQuery call."""
-    from optimizely_assets.assets.analysis import UNITS_KEY
+    from optimizely_assets.assets.keys import UNITS_KEY
 
     settings = Settings.from_env({"OPTIMIZELY_LOCAL_DIR": str(tmp_path / "local"), **BIGQUERY_ENV})
     job = build_definitions(settings).resolve_job_def(DAILY_JOB)

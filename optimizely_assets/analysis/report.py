@@ -11,7 +11,7 @@ class NoResultsError(RuntimeError):
 
 
 def results_text(settings: Settings, experiment_id: str | None = None) -> str:
-    from optimizely_assets.assets.analysis import results_markdown
+    from optimizely_assets.analysis.tables import results_markdown
     from optimizely_assets.definitions import build_resources
     from optimizely_assets.warehouse.analysis import ExperimentAnalysis
 

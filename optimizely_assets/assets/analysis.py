@@ -9,7 +9,6 @@ SRM check). Late rows reach earlier results by declarative automation (``analysi
 import datetime as dt
 
 from dagster import (
-    AllPartitionMapping,
     AssetDep,
     AssetExecutionContext,
     AssetSelection,
@@ -22,12 +21,12 @@ from dagster import (
 
 from optimizely_assets.assets.experiments import build_experiments_asset
 from optimizely_assets.assets.factory import ONE_DAY_PER_RUN, Deployment, partition_day
-from optimizely_assets.assets.keys import CANONICAL, EVENTS_KEY, NAMES_KEY, RESULTS_KEY, UNITS_KEY, key
+from optimizely_assets.assets.keys import CANONICAL, EVENTS_KEY, UNITS_KEY, key
 from optimizely_assets.assets.metadata import md_table
 from optimizely_assets.concurrency import ensure_merges_serialised
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse import Warehouse
-from optimizely_assets.warehouse.analysis import ExperimentAnalysis, ResultRow
+from optimizely_assets.warehouse.analysis import ExperimentAnalysis
 from optimizely_assets.warehouse.analysis_sql import Window
 
 GROUP = "experiment_analysis"
@@ -67,37 +66,6 @@ def per_experiment(counts: dict[str, int]) -> MetadataValue:
     return MetadataValue.md(
         md_table(("experiment", "rows"), [(e, f"{n:,}") for e, n in sorted(counts.items())])
     )
-
-
-def results_markdown(rows: list[ResultRow]) -> str:
-    """Per experiment and variation: units, conversion rate per event, revenue per unit."""
-    events = sorted({r.event_name for r in rows if r.event_name is not None})
-    by_variation: dict[tuple[str, str], dict] = {}
-    for r in rows:
-        v = by_variation.setdefault(
-            (r.experiment_id, r.variation_id),
-            {
-                "experiment": r.experiment_name,
-                "variation": r.variation_name,
-                "units": r.units,
-                "rates": {},
-                "revenue": 0,
-            },
-        )
-        if r.event_name is not None:
-            v["rates"][r.event_name] = r.conversion_rate
-        v["revenue"] += r.revenue
-    head = ["experiment", "variation", "units", *events, "revenue / unit"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for v in by_variation.values():
-        rates = [f"{v['rates'][e]:.2%}" if e in v["rates"] else "" for e in events]
-        per_unit = v["revenue"] / v["units"] / 100 if v["units"] else 0.0
-        lines.append(
-            f"| {v['experiment']} | {v['variation']} | {v['units']:,} | "
-            + " | ".join([*rates, f"{per_unit:.2f}"])
-            + " |"
-        )
-    return "\n".join(lines)
 
 
 def build_analysis_assets(
@@ -212,47 +180,4 @@ def build_analysis_assets(
         {**common, "automation_condition": rebuild_condition()}, table_meta("experiments"), baselines
     )
 
-    @asset(
-        key=RESULTS_KEY,
-        deps=[
-            AssetDep(UNITS_KEY, partition_mapping=AllPartitionMapping()),
-            AssetDep(EVENTS_KEY, partition_mapping=AllPartitionMapping()),
-            NAMES_KEY,
-        ],
-        automation_condition=rebuild_condition(),
-        metadata=table_meta("experiment_results"),
-        description=(
-            "Per experiment, variation and event name: units (holdback excluded"
-            + ("; units seen in several variations excluded" if exclude_multiple else "")
-            + "), converting units, attributed events, revenue (cents) and conversion rate; every allocated "
-            "variation, with 0 units where it has none. Rebuilt from the tables above."
-        ),
-        **common,
-    )
-    def experiment_results(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-        analysis = ExperimentAnalysis(warehouse.for_context(context))
-        analysis.ensure_tables()
-        analysis.rebuild_results(exclude_multiple)
-        rows = analysis.results()
-        multiple = analysis.multiple_variation_units()
-        return MaterializeResult(
-            metadata={
-                "dagster/row_count": len(rows),
-                "experiments": len({r.experiment_id for r in rows}),
-                "results": MetadataValue.md(results_markdown(rows)),
-                "multiple_variation_units": sum(m for _, m in multiple.values()),
-                "multiple_variation_units_per_experiment": MetadataValue.md(
-                    md_table(
-                        ("experiment", "units / seen in several variations"),
-                        [(e, f"{n:,} / {m:,}") for e, (n, m) in multiple.items()],
-                    )
-                    + (
-                        "\n\nExcluded from results."
-                        if exclude_multiple
-                        else "\n\nKept, at their first exposure."
-                    )
-                ),
-            }
-        )
-
-    return [experiment_units, experiment_events, experiments, experiment_results]
+    return [experiment_units, experiment_events, experiments]
