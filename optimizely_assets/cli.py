@@ -124,9 +124,17 @@ def parser() -> argparse.ArgumentParser:
     res = sub.add_parser(
         "results",
         formatter_class=fmt,
-        help="print experiment results (units, conversion rate per event, revenue per unit) and SRM",
+        help="print experiment results: rates, then per variation and metric the lift, its 95%% CI, "
+        "p and sequential p (* significant after FDR), and SRM",
     )
     res.add_argument("--experiment", default=None, help="an experiment id; all experiments when omitted")
+    rep = sub.add_parser(
+        "report",
+        formatter_class=fmt,
+        help="write one experiment's results as a self-contained HTML page (forest plots, cumulative lift)",
+    )
+    rep.add_argument("--experiment", required=True, help="the experiment id")
+    rep.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     plan = sub.add_parser(
         "plan-backfill",
         formatter_class=fmt,
@@ -177,6 +185,11 @@ def run(args: argparse.Namespace) -> int:
 
         print(results_text(settings, args.experiment))
         return 0
+    if args.command == "report":
+        from optimizely_assets.analysis.report import write_report
+
+        print(f"wrote {write_report(settings, args.experiment, args.out)}")
+        return 0
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     first = args.start or max(
         yesterday - dt.timedelta(days=args.days - 1), dt.date.fromisoformat(settings.start_date)
@@ -206,7 +219,13 @@ def run(args: argparse.Namespace) -> int:
     from optimizely_assets.analysis.report import results_text
 
     print("\nexperiment results (`optimizely-assets results --experiment ID` for one):")
-    print(results_text(settings).split("\n\n", 1)[-1])
+    print(results_text(settings, inference=False).split("\n\n", 1)[-1])
+    if settings.source == "local":  # the synthetic export's two stories: an effect, and none
+        from optimizely_assets.analysis.report import headlines
+        from optimizely_assets.demo.experiments import EFFECT_EXPERIMENT, NO_EFFECT_EXPERIMENT
+
+        print("\nlift against control (`optimizely-assets report --experiment ID --out FILE.html` draws it):")
+        print(headlines(settings, [EFFECT_EXPERIMENT, NO_EFFECT_EXPERIMENT]))
     failed = [r for r in rows if not r["run_ok"] or not all(r.get("checks", {}).values())]
     return 1 if failed else 0
 

@@ -8,9 +8,10 @@ inference is impossible. The baseline row carries its own sums and no lift.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import datetime as dt
+from dataclasses import astuple, dataclass, replace
 
-from optimizely_assets.analysis.inference import benjamini_hochberg, cuped, fixed_horizon, sequential
+from optimizely_assets.analysis.inference import Sums, benjamini_hochberg, cuped, fixed_horizon, sequential
 from optimizely_assets.warehouse.analysis import MetricSums
 
 PROPORTIONS = {"conversion"}
@@ -92,4 +93,33 @@ def experiment_metrics(sums: list[MetricSums], baselines: dict[str, str] | None 
             built.append(row)
         adjusted = benjamini_hochberg([r.p_value for r in built])
         out += [replace(r, fdr_p_value=p) for r, p in zip(built, adjusted, strict=True)]
+    return out
+
+
+@dataclass(frozen=True)
+class CumulativePoint:
+    day: dt.date
+    units: int
+    lift: float | None
+    seq_ci_low: float | None
+    seq_ci_high: float | None
+
+
+def cumulative(
+    daily: dict[dt.date, list[MetricSums]], baselines: dict[str, str] | None = None
+) -> dict[tuple[str, str, str | None], list[CumulativePoint]]:
+    """(event, metric, variation) -> the lift and sequential interval of the units exposed up to
+    each exposure day: the sums add, so each day is the same arithmetic on running sums."""
+    running: dict[tuple, Sums] = {}
+    out: dict[tuple[str, str, str | None], list[CumulativePoint]] = {}
+    for day, sums in sorted(daily.items()):
+        for s in sums:
+            key = (s.experiment_id, s.variation_id, s.event_name, s.metric)
+            before = running.get(key, Sums(0, 0.0, 0.0))
+            running[key] = Sums(*(x + y for x, y in zip(astuple(before), astuple(s.sums), strict=True)))
+        so_far = [MetricSums(e, v, n, m, total) for (e, v, n, m), total in running.items()]
+        for r in experiment_metrics(so_far, baselines):
+            if r.variation_id != r.baseline_variation_id:
+                point = CumulativePoint(day, r.units, r.lift, r.seq_ci_low, r.seq_ci_high)
+                out.setdefault((r.event_name, r.metric, r.variation_id), []).append(point)
     return out

@@ -61,3 +61,43 @@ def metrics_markdown(rows: list[MetricRow], limit: int = 40) -> str:
             f"{_fmt(r.lift, True)}{mark} | {ci} | {_fmt(r.p_value)} | {_fmt(r.seq_p_value)} | {_fmt(r.fdr_p_value)} |"
         )
     return "\n".join(lines)
+
+
+def pct(value: float | None) -> str:
+    return "" if value is None else f"{value:+.1%}"
+
+
+def p_text(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def metrics_text(rows: list[MetricRow], variation_names: dict[str, str]) -> str:
+    """The terminal's inference table: per event and metric, each variation's mean, lift and 95% CI,
+    p, sequential p and FDR p; ``*`` marks what is significant after FDR (BH, 0.05)."""
+    head = ("event", "metric", "variation", "units", "mean", "lift", "95% CI", "p", "seq p", "FDR p", "")
+    table = [head]
+    for r in rows:
+        name = variation_names.get(r.variation_id or "", r.variation_id or "(none)")
+        if r.variation_id == r.baseline_variation_id:
+            name += " (baseline)"
+        ci = f"{pct(r.ci_low)} .. {pct(r.ci_high)}" if r.ci_low is not None else (r.note or "")
+        star = "*" if r.lift is not None and r.fdr_p_value is not None and r.fdr_p_value < 0.05 else ""
+        mean = "" if r.mean is None else f"{r.mean:.4g}"
+        table.append(
+            (r.event_name, r.metric, name, f"{r.units:,}", mean, pct(r.lift), ci, p_text(r.p_value))
+            + (p_text(r.seq_p_value), p_text(r.fdr_p_value), star)
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    right = {3, 4, 5, 7, 8, 9}
+    lines = [
+        "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in table
+    ]
+    lines.append(
+        "* significant after Benjamini-Hochberg over the experiment's variations, events and metrics"
+    )
+    return "\n".join(lines)

@@ -127,12 +127,12 @@ def _write_day(
     partition = rng.integers(0, len(keys), size=n)
     # One visitor pool for both types, so that conversions can be attributed to exposures.
     visitor_nums = rng.integers(0, max(spec.decisions_per_day // 3, 1), size=n)
-    if export_type is ExportType.EVENTS and "purchase" in keys:
-        catalog.give_treatment_more_purchases(
+    if export_type is ExportType.EVENTS:
+        catalog.shape_events(
             spec.experiments,
             max(spec.decisions_per_day // 3, 1),
             visitor_nums,
-            partition == keys.index("purchase"),
+            partition == keys.index("purchase") if "purchase" in keys else None,
             rng,
         )
     visitors = np.array([f"user_{v}" for v in visitor_nums])

@@ -186,19 +186,40 @@ class ExperimentAnalysis:
             r[0] for r in self.query(f"SELECT DISTINCT experiment_id FROM {self.names[sql.UNITS]} ORDER BY 1")
         ]
 
-    def metric_sums(self, exclude_multiple: bool = False) -> list[MetricSums]:
+    def metric_sums(
+        self, exclude_multiple: bool = False, experiment_id: str | None = None
+    ) -> list[MetricSums]:
         """The sufficient statistics of every experiment's metrics (metrics_sql.py), one query."""
-        rows = self.query(metrics_sql.metric_sums(self.names, self.bigquery, exclude_multiple))
-        return [
-            MetricSums(
-                None if e is None else str(e),
-                None if v is None else str(v),
-                str(n),
-                str(m),
-                Sums(int(u), float(s), float(ss), float(ps), float(pss), float(sp)),
-            )
-            for e, v, n, m, u, s, ss, ps, pss, sp in rows
-        ]
+        text = metrics_sql.metric_sums(self.names, self.bigquery, exclude_multiple, experiment_id)
+        return [_metric_sums(r) for r in self.query(text)]
+
+    def daily_metric_sums(
+        self, experiment_id: str, exclude_multiple: bool = False
+    ) -> dict[dt.date, list[MetricSums]]:
+        """The same sums per exposure day of the units (the report's cumulative lift), one query."""
+        text = metrics_sql.metric_sums(
+            self.names, self.bigquery, exclude_multiple, experiment_id, by_day=True
+        )
+        out: dict[dt.date, list[MetricSums]] = {}
+        for *row, day in self.query(text):
+            out.setdefault(day, []).append(_metric_sums(row))
+        return dict(sorted(out.items()))
+
+    def metrics(self, experiment_id: str | None = None) -> list:
+        """``experiment_metrics`` as analysis/metrics.py's MetricRow, by event, metric, variation."""
+        from optimizely_assets.analysis.metrics import MetricRow
+
+        cols = [c for c, *_ in sql.COLUMNS[sql.METRICS]]
+        where = (
+            f" WHERE experiment_id = {sql.string_literal(experiment_id, self.bigquery)}"
+            if experiment_id
+            else ""
+        )
+        text = (
+            f"SELECT {', '.join(cols)} FROM {self.names[sql.METRICS]}{where} "
+            "ORDER BY experiment_id, event_name, metric, variation_id"
+        )
+        return [MetricRow(**dict(zip(cols, r, strict=True))) for r in self.query(text)]
 
     def replace_metrics(self, rows: list) -> None:
         """``experiment_metrics`` replaced whole by ``rows`` (analysis/metrics.py's MetricRow)."""
@@ -221,3 +242,14 @@ class ExperimentAnalysis:
             str(e): (int(v), int(u), int(lt))
             for e, v, u, lt in self.query(results_sql.visitors_vs_units(self.names, day, window))
         }
+
+
+def _metric_sums(row) -> MetricSums:
+    e, v, n, m, u, s, ss, ps, pss, sp = row
+    return MetricSums(
+        None if e is None else str(e),
+        None if v is None else str(v),
+        str(n),
+        str(m),
+        Sums(int(u), float(s), float(ss), float(ps), float(pss), float(sp)),
+    )
