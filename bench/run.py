@@ -11,6 +11,8 @@
 3. Canonical MERGE: a day with 1970/2099 client clocks vs the clean day, and day 365 vs day 1
    (bench/merge.py).
 4. `_SUCCESS` sensor tick over 3 years of dates on an S3 server, vs HEAD-ing every date.
+5. experiment_metrics for 1 M units: one aggregate query, vs a tenth of the units and vs pulling
+   one row per unit into pandas (bench/metrics.py).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def bench_sensor(work: Path, years: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    choices = ["peers", "files", "copy", "throughput", "memory", "merge", "sensor"]
+    choices = ["peers", "files", "copy", "throughput", "memory", "merge", "sensor", "metrics"]
     parser.add_argument("--only", choices=choices, action="append")
     args = parser.parse_args(argv)
     only = set(args.only or choices)
@@ -217,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  tick {r['tick_median_s']} s (first {r['tick_first_s']} s; target < 2)   baseline HEAD every date {r['head_every_date_s']} s"
             )
+        if "metrics" in only:
+            from bench.metrics import bench_metrics, report
+
+            results["metrics"] = bench_metrics(work, units=100_000 if args.quick else 1_000_000)
+            report(results["metrics"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)

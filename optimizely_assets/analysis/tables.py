@@ -82,8 +82,9 @@ def metrics_text(rows: list[MetricRow], variation_names: dict[str, str]) -> str:
         name = variation_names.get(r.variation_id or "", r.variation_id or "(none)")
         if r.variation_id == r.baseline_variation_id:
             name += " (baseline)"
-        ci = f"{pct(r.ci_low)} .. {pct(r.ci_high)}" if r.ci_low is not None else (r.note or "")
+        ci = f"{pct(r.ci_low)} .. {pct(r.ci_high)}" if r.ci_low is not None else ""
         star = "*" if r.lift is not None and r.fdr_p_value is not None and r.fdr_p_value < 0.05 else ""
+        star = star or ("" if r.variation_id == r.baseline_variation_id else r.note or "")
         mean = "" if r.mean is None else f"{r.mean:.4g}"
         table.append(
             (r.event_name, r.metric, name, f"{r.units:,}", mean, pct(r.lift), ci, p_text(r.p_value))
