@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import astuple
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 
@@ -212,6 +213,41 @@ def test_metric_sums_are_the_definitions_by_hand(duck):
     assert {k: got[k] for k in EXPECTED_SUMS} == EXPECTED_SUMS
 
 
+def daily_sums_add_up_and_tables_round_trip(analysis: ExperimentAnalysis) -> None:
+    """The report's per-exposure-day sums add up to the totals; baselines and metric rows come back
+    from the warehouse as written (both backends)."""
+    from optimizely_assets.analysis.metrics import experiment_metrics
+    from optimizely_assets.warehouse.analysis import ExperimentRow
+
+    totals = {
+        (m.experiment_id, m.variation_id, m.event_name, m.metric): m.sums for m in analysis.metric_sums()
+    }
+    added: dict = {}
+    daily = analysis.daily_metric_sums(E1)
+    assert sorted(daily) == list(daily) and set(daily) <= {D1, D2}
+    for sums in daily.values():
+        for m in sums:
+            key = (m.experiment_id, m.variation_id, m.event_name, m.metric)
+            added[key] = [a + b for a, b in zip(added.get(key, [0] * 6), astuple(m.sums), strict=True)]
+    assert added == {k: list(astuple(v)) for k, v in totals.items() if k[0] == E1}
+    analysis.replace_experiments(
+        [ExperimentRow(E1, "n", v, None, None, "ids", v == "B") for v in ("A", "B")]
+        + [ExperimentRow(E2, None, "X", None, None, "ids")]
+    )
+    assert analysis.baselines() == {E1: "B"}
+    rows = experiment_metrics(analysis.metric_sums(), analysis.baselines())
+    analysis.replace_metrics(rows)
+    mine = [r for r in rows if r.experiment_id == E1]
+    key = lambda r: (r.event_name, r.metric, r.variation_id)  # noqa: E731
+    assert sorted(analysis.metrics(E1), key=key) == sorted(mine, key=key)
+    assert {r.baseline_variation_id for r in mine} == {"B"}
+
+
+def test_daily_sums_add_up_and_tables_round_trip(duck):
+    run_days(duck)
+    daily_sums_add_up_and_tables_round_trip(duck)
+
+
 def test_a_decision_redelivered_with_another_variation_or_a_later_time_moves_its_unit(duck):
     """Same uuid, other content: the unit must follow the decision as canonical now holds it, not
     keep the old copy (a fold that only looks at uuids would leave bob in B, silently)."""
@@ -273,6 +309,7 @@ def test_bigquery_runs_the_same_semantics(tmp_path):
         assert bq.units_not_in_decisions(D1, W48) == {}
         assert bq.visitors_vs_units(D1, W48)[E1] == (3, 3, 0)
         assert {k: v for k, v in metric_sums_of(bq).items() if k in EXPECTED_SUMS} == EXPECTED_SUMS
+        daily_sums_add_up_and_tables_round_trip(bq)
         assert [tuple(r) for r in redeliver_without_bobs_decision(bq)] == [("A", "u-c", D1)]
     finally:
         proc.terminate()
