@@ -143,6 +143,7 @@ class Preflight:
         if self.warehouse.kind != "bigquery":
             return "the embedded default: its day's statements are EXPLAINed above"
         from optimizely_assets.warehouse import analysis_sql as a
+        from optimizely_assets.warehouse import metrics_sql
         from optimizely_assets.warehouse import redelivery_sql as r
         from optimizely_assets.warehouse import results_sql
         from optimizely_assets.warehouse.analysis import ExperimentAnalysis
@@ -161,6 +162,7 @@ class Preflight:
                 *((f"events_replace_{i}", s) for i, s in enumerate(a.replace_events(n, day, w, True))),
                 ("results_rebuild", results_sql.rebuild_results(n)),
                 ("late_decisions", a.late_decisions(n, day, w)),
+                ("metric_sums", metrics_sql.metric_sums(n, True)),
             ]
         plans = dry_run_more(self.warehouse, export_type, day, statements)
         return ", ".join(f"{name} {_size(b)}" for name, b in plans)

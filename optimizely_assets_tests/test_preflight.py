@@ -77,7 +77,14 @@ def test_preflight_on_the_emulators_checks_every_step_the_emulators_can_run(
     rest = got["dry run rest decisions 2024-01-02"]
     assert rest.startswith("ok") and all(
         n in rest
-        for n in ("add_columns", "load_history_insert", "scratch_copy", "units_merge", "results_rebuild")
+        for n in (
+            "add_columns",
+            "load_history_insert",
+            "scratch_copy",
+            "units_merge",
+            "results_rebuild",
+            "metric_sums",
+        )
     ), rest
     price = got["price decisions 2024-01-02"]
     assert price.startswith("ok") and "merge_canonical ~" in price and "over 61 export days" in price
