@@ -353,7 +353,9 @@ def test_srm_cases_against_scipy():
 
 def test_the_daily_job_warns_of_the_srm_experiment_and_shows_the_effect(tmp_path):
     settings = local_settings(tmp_path / "local")
-    spec = ExportSpec(decisions_per_day=12_000, events_per_day=6_000, experiments=4)
+    # Enough conversions for the effect to clear FDR over 7 events x 3 metrics on one day: the
+    # generator concentrates events on active visitors, as real traffic does.
+    spec = ExportSpec(decisions_per_day=12_000, events_per_day=12_000, experiments=4)
     write_export(settings.local_source_dir, [D1], spec)
     result = run_day(settings, D1, DagsterInstance.ephemeral())
     assert result.success
