@@ -143,9 +143,8 @@ class Preflight:
         if self.warehouse.kind != "bigquery":
             return "the embedded default: its day's statements are EXPLAINed above"
         from optimizely_assets.warehouse import analysis_sql as a
-        from optimizely_assets.warehouse import metrics_sql
+        from optimizely_assets.warehouse import metrics_sql, results_sql
         from optimizely_assets.warehouse import redelivery_sql as r
-        from optimizely_assets.warehouse import results_sql
         from optimizely_assets.warehouse.analysis import ExperimentAnalysis
         from optimizely_assets.warehouse.bigquery_scratch import dry_run_more
 

@@ -47,6 +47,7 @@ def materialized_of(result: ExecuteInProcessResult) -> set[str]:
 
 def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")  # as the warehouse does: the test process's TZ is any
         return con.execute(sql, params or []).fetchall()
 
 
