@@ -41,6 +41,11 @@ def checks_of(result: ExecuteInProcessResult) -> dict[str, bool]:
     }
 
 
+def all_clean(result: ExecuteInProcessResult) -> bool:
+    """Every check passed, but for the synthetic export's deliberate SRM experiment (a warning)."""
+    return all(v for k, v in checks_of(result).items() if not k.endswith(":sample_ratio_mismatch"))
+
+
 def materialized_of(result: ExecuteInProcessResult) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 

@@ -13,7 +13,7 @@ from dagster import DagsterInstance
 from optimizely_assets.demo.synthetic import date_range, write_export
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets_tests.conftest import SMALL, START, rows_of
-from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day, table_counts
+from optimizely_assets_tests.helpers import all_clean, local_settings, query, run_day, table_counts
 
 DAYS = date_range(START, 2)
 
@@ -54,7 +54,7 @@ def test_killed_mid_stage_then_rerun_loses_and_doubles_nothing(tmp_path, point):
     assert after_crash["decisions"] == before["decisions"]  # an open MERGE never half-applies
 
     result = run_day(settings, DAYS[1], instance)
-    assert result.success and all(checks_of(result).values())
+    assert result.success and all_clean(result)
     assert table_counts(settings) == expected_counts(written)
 
 
@@ -83,7 +83,7 @@ def test_killed_at_random_moments_then_rerun_converges(tmp_path):
     instance = DagsterInstance.ephemeral()
     for day in DAYS:
         result = run_day(settings, day, instance)
-        assert result.success and all(checks_of(result).values())
+        assert result.success and all_clean(result)
     assert table_counts(settings) == expected_counts(written)
     for t in ExportType:
         n = query(settings, f"SELECT count(*) FROM {t.value}_raw WHERE export_date = ?", [DAYS[1]])[0][0]

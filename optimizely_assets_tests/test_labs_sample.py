@@ -6,7 +6,7 @@ from dagster import DagsterInstance
 
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets_tests import labs_sample
-from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day
+from optimizely_assets_tests.helpers import all_clean, local_settings, query, run_day
 
 
 def test_labs_sample_loads_with_its_row_counts(tmp_path):
@@ -27,7 +27,7 @@ def test_labs_sample_loads_with_its_row_counts(tmp_path):
     second = run_day(
         settings, labs_sample.DAY, instance, resources={"loader": LoaderConfig(require_success=False)}
     )
-    assert second.success and all(checks_of(second).values())
+    assert second.success and all_clean(second)
     assert query(settings, "SELECT count(*) FROM decisions_raw")[0][0] == 10_000
     events = dict(query(settings, "SELECT event_name, count(*) FROM events GROUP BY 1"))
     assert events == {k.split("=")[1].split("/")[0]: v for k, v in labs_sample.EVENTS.items()}

@@ -21,7 +21,14 @@ from optimizely_assets.e3.layout import ExportType, account_prefix, day_prefix
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.settings import Settings
 from optimizely_assets_tests.conftest import SMALL, START, rows_of
-from optimizely_assets_tests.helpers import checks_of, local_settings, materialized_of, query, run_day
+from optimizely_assets_tests.helpers import (
+    all_clean,
+    checks_of,
+    local_settings,
+    materialized_of,
+    query,
+    run_day,
+)
 
 pytestmark = pytest.mark.checks
 REPO = Path(__file__).resolve().parent.parent
@@ -84,7 +91,7 @@ def test_a_column_value_never_comes_from_the_path(tmp_path):
         settings.local_source_dir / prefix / "experiment=18786493712" / "part-00001-x.c000.snappy.parquet",
     )
     result = run_day(settings, START, DagsterInstance.ephemeral())
-    assert result.success and all(checks_of(result).values())
+    assert result.success and all_clean(result)
     accounts = dict(query(settings, "SELECT account_id, count(*) FROM decisions_raw GROUP BY 1"))
     assert accounts["596780373"] == 50 and accounts[SMALL.account_id] > 0
 
@@ -378,7 +385,7 @@ def test_a_local_directory_with_quotes_in_its_path_loads_exactly_its_rows(tmp_pa
     written = write_export(settings.local_source_dir, [START], SMALL)
     result = run_day(settings, START, DagsterInstance.ephemeral())
     assert result.success
-    assert all(checks_of(result).values()), checks_of(result)
+    assert all_clean(result), checks_of(result)
     for export_type in ExportType:
         raw = query(settings, f"SELECT count(*) FROM {export_type.value}_raw")[0][0]
         assert raw == rows_of(written, export_type, START).rows

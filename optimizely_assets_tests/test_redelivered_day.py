@@ -11,7 +11,7 @@ from optimizely_assets.demo.synthetic import write_export
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.instance import atomic_slot_claims
 from optimizely_assets_tests.conftest import SMALL, START
-from optimizely_assets_tests.helpers import QUIET, checks_of, local_settings, query, run_day
+from optimizely_assets_tests.helpers import QUIET, all_clean, checks_of, local_settings, query, run_day
 
 T = ExportType.DECISIONS
 CANONICAL = AssetKey([T.value, "canonical"])
@@ -69,9 +69,7 @@ def test_a_rewritten_day_rerun_leaves_canonical_equal_to_raw_and_the_new_check_s
     assert evaluation.metadata["uuids_not_in_raw"].value == len(written.unique_uuids)
 
     result = run_day(settings, START, instance)
-    assert result.success and all(checks_of(result).values()), {
-        k: v for k, v in checks_of(result).items() if not v
-    }
+    assert result.success and all_clean(result), {k: v for k, v in checks_of(result).items() if not v}
     rows = query(settings, f"SELECT uuid, variation_id FROM {T.value} WHERE export_date = ?", [START])
     assert {u for u, _ in rows} == uuids
     assert dict(rows)[changed] == "changed-variation"

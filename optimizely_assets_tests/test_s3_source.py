@@ -14,7 +14,7 @@ from optimizely_assets.loading.manifest import build_manifest
 from optimizely_assets.resources.optimizely_auth import CredentialsError, OptimizelyCredentialsResource
 from optimizely_assets.resources.s3_source import S3ExportSource
 from optimizely_assets_tests.conftest import SMALL, START, rows_of, upload_tree
-from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day
+from optimizely_assets_tests.helpers import all_clean, local_settings, query, run_day
 
 
 def _source(moto_endpoint: str, api, **kw) -> S3ExportSource:
@@ -100,7 +100,7 @@ def test_full_run_from_s3_with_pat_keeps_secrets_out_of_run_storage(
     assert settings.source == "s3"
     result = run_day(settings, START, instance)
     assert result.success
-    assert all(checks_of(result).values())
+    assert all_clean(result)
     for export_type in ExportType:
         n = query(settings, f"SELECT count(*) FROM {export_type.value}_raw WHERE export_date = ?", [START])[
             0

@@ -19,7 +19,7 @@ from optimizely_assets.resources.s3_source import S3ExportSource
 from optimizely_assets.resources.source import LocalExportSource
 from optimizely_assets.resources.staging import LocalStaging
 from optimizely_assets_tests.conftest import SMALL, START, rows_of, upload_tree
-from optimizely_assets_tests.helpers import checks_of, local_settings, query, run_day
+from optimizely_assets_tests.helpers import all_clean, local_settings, query, run_day
 from optimizely_assets_tests.servers import FaultProxy
 
 
@@ -39,7 +39,7 @@ def test_s3_errors_and_throttling_are_retried_through_a_full_run(
             OPTIMIZELY_S3_ENDPOINT_URL=proxy.url,
         )
         result = run_day(settings, START, DagsterInstance.ephemeral())
-        assert result.success and all(checks_of(result).values())
+        assert result.success and all_clean(result)
         for t in ExportType:
             n = query(settings, f"SELECT count(*) FROM {t.value}_raw WHERE export_date = ?", [START])[0][0]
             assert n == rows_of(written, t, START).rows

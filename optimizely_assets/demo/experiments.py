@@ -12,11 +12,10 @@ def experiment_ids(count: int) -> list[str]:
 
 # The demo's results show both stories an analyst looks for: a real effect (the first
 # experiment's treatment converts more on `purchase`) and a broken split (the second one sends
-# 65% of visitors to treatment while both variations are allocated 50%: a sample ratio mismatch,
-# clear on a single demo day).
+# 60% of visitors to treatment while both variations are allocated 50%: a sample ratio mismatch).
 EFFECT_EXPERIMENT, SRM_EXPERIMENT = str(18_786_493_700), str(18_786_493_713)
 NO_EFFECT_EXPERIMENT = str(18_786_493_726)  # "Homepage hero": treatment and control alike
-_TREATMENT_SHARE = {SRM_EXPERIMENT: 0.65}
+_TREATMENT_SHARE = {SRM_EXPERIMENT: 0.6}
 _NAMES = (
     "Checkout button colour",
     "Pricing page layout",
