@@ -17,6 +17,7 @@ from pathlib import Path
 from optimizely_assets.analysis.report import NoResultsError
 from optimizely_assets.demo.local_dir import DemoError, generate, reset_demo_dir
 from optimizely_assets.demo.synthetic import ExportSpec, date_range
+from optimizely_assets.privacy.visitors import SaltMissingError, VisitorIdError
 from optimizely_assets.resources.optimizely_auth import CredentialsError
 from optimizely_assets.runs import print_summary, run_checks, run_days
 from optimizely_assets.settings import Settings, SettingsError
@@ -128,6 +129,14 @@ def parser() -> argparse.ArgumentParser:
         "p and sequential p (* significant after FDR), and SRM",
     )
     res.add_argument("--experiment", default=None, help="an experiment id; all experiments when omitted")
+    fgt = sub.add_parser(
+        "forget",
+        formatter_class=fmt,
+        help="delete every row and staged file of some visitors, and keep them out of later loads",
+    )
+    fgt.add_argument("--visitor-id", action="append", default=[], help="a visitor id (repeatable)")
+    fgt.add_argument("--file", type=Path, default=None, help="a file of visitor ids, one per line")
+    fgt.add_argument("--dry-run", action="store_true", help="count rows, files and bytes; change nothing")
     rep = sub.add_parser(
         "report",
         formatter_class=fmt,
@@ -185,6 +194,21 @@ def run(args: argparse.Namespace) -> int:
 
         print(results_text(settings, args.experiment))
         return 0
+    if args.command == "forget":
+        from optimizely_assets.privacy import cli as forget_cli
+        from optimizely_assets.privacy.visitors import read_id_file, validate
+
+        ids = validate(args.visitor_id, "--visitor-id") if args.visitor_id else []
+        ids += read_id_file(args.file) if args.file else []
+        if not ids:
+            raise CliError("give --visitor-id ID (repeatable) or --file ids.txt")
+        if args.dry_run:
+            print(forget_cli.dry_run(settings, ids))
+            return 0
+        ensure_dagster_home(settings)
+        ok, text = forget_cli.forget_now(settings, ids)
+        print(text, file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
     if args.command == "report":
         from optimizely_assets.analysis.report import write_report
 
@@ -234,7 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return run(args)
-    except (CliError, DemoError, SettingsError, CredentialsError, NoResultsError) as exc:
+    except (
+        CliError,
+        DemoError,
+        SettingsError,
+        CredentialsError,
+        NoResultsError,
+        VisitorIdError,
+        SaltMissingError,
+    ) as exc:
         print(f"optimizely-assets {args.command}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -28,11 +28,13 @@ from optimizely_assets.assets.analysis import UNITS_POOL, build_analysis_assets
 from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.assets.load_history import build_load_history_asset
+from optimizely_assets.assets.privacy import DELETION_LOG_KEY, build_deletion_log_asset
 from optimizely_assets.assets.results import build_results_assets
 from optimizely_assets.automation import build_daily_schedule, build_marker_checks, build_success_sensor
 from optimizely_assets.checks_analysis import build_analysis_checks
 from optimizely_assets.concurrency import guarded_in_process_executor
 from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.privacy.tables import PrivacySettings
 from optimizely_assets.resources.experiment_catalog import OfflineExperimentCatalog, RestExperimentCatalog
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import LocalExportSource
@@ -42,6 +44,7 @@ from optimizely_assets.warehouse.analysis_sql import Window
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 
 DAILY_JOB = "optimizely_daily"
+FORGET_JOB = "optimizely_forget_visitors"
 
 # Partitioned asset checks (preview) and backfill policies (beta) in Dagster 1.13 are exactly
 # what per-day proof and per-day backfills need: their warnings are filtered here, once, by category.
@@ -143,6 +146,10 @@ def build_resources(settings: Settings) -> dict:
         "loader": LoaderConfig(),
         "catalog": catalog,
         "io_manager": io_manager,
+        # The salt of forgotten visitors' hashes: OPTIMIZELY_FORGET_SALT; offline, a local random one.
+        "privacy": PrivacySettings(
+            local_dir=None if settings.warehouse == "bigquery" else str(settings.local_dir)
+        ),
     }
 
 
@@ -159,12 +166,20 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         + [build_results_assets(daily, deployment, settings.exclude_multiple_variation_units)]
         + [build_load_history_asset()]
     )
+    deletion_log, requests_completed = build_deletion_log_asset(settings.exclude_multiple_variation_units)
+    assets += with_code_references([deletion_log])
     # The export checks are evaluated in their assets' steps; the analysis ones in their own.
-    checks = [*build_analysis_checks(daily, window), *build_marker_checks(daily)]
+    checks = [*build_analysis_checks(daily, window), *build_marker_checks(daily), requests_completed]
     daily_job = define_asset_job(
         DAILY_JOB,
-        selection=AssetSelection.all(),  # its partitions are the assets' own (one daily definition)
+        # Its partitions are the assets' own (one daily definition); deletions run on request.
+        selection=AssetSelection.all() - AssetSelection.assets(DELETION_LOG_KEY),
         description="Every asset and check of one export day, both types.",
+    )
+    forget_job = define_asset_job(
+        FORGET_JOB,
+        selection=AssetSelection.assets(DELETION_LOG_KEY),
+        description="Forget the visitors queued in deletion_requests (`optimizely-assets forget` runs it).",
     )
     resources = build_resources(settings)
     # Where the backend itself does not keep MERGEs into one table apart, the instance must.
@@ -176,7 +191,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[daily_job],
+        jobs=[daily_job, forget_job],
         schedules=[build_daily_schedule(daily_job)],
         sensors=[
             build_success_sensor(

@@ -64,12 +64,11 @@ def test_definitions_declare_owners_tables_columns_and_code_references():
         (ref,) = spec.metadata["dagster/code_references"].code_references
         # One module per loading stage; the experiment analysis assets share theirs.
         module = {
+            "privacy/deletion_log": "privacy",
             "analysis/experiment_metrics": "results",
             "analysis/experiment_results": "results",
             "analysis/experiments": "experiments",
-        }.get(
-            name, "analysis" if name.startswith("analysis/") else name.split("/")[-1]
-        )
+        }.get(name, "analysis" if name.startswith("analysis/") else name.split("/")[-1])
         assert Path(ref.file_path).name == f"{module}.py", (name, ref.file_path)
     assert {"analysis/experiment_units", "analysis/experiment_results"} <= set(by_key)
 

@@ -16,7 +16,10 @@ from optimizely_assets.assets.metadata import table_definition_metadata
 from optimizely_assets.concurrency import ensure_merges_serialised
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.loading.manifest import DayManifest
+from optimizely_assets.privacy.staged import suppression_of
 from optimizely_assets.resources.loader_config import LoaderConfig
+from optimizely_assets.resources.source import ExportSource
+from optimizely_assets.resources.staging import Staging
 from optimizely_assets.warehouse import Warehouse
 
 
@@ -41,7 +44,12 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
         ),
     )
     def _canonical(
-        context: AssetExecutionContext, manifest: DayManifest, warehouse: Warehouse, loader: LoaderConfig
+        context: AssetExecutionContext,
+        manifest: DayManifest,
+        warehouse: Warehouse,
+        loader: LoaderConfig,
+        source: ExportSource,
+        staging: Staging,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         day = partition_day(context.partition_key)
         with warehouse.for_context(
@@ -57,7 +65,7 @@ def build_canonical_asset(export_type: ExportType, partitions_def, deployment: D
             context,
             {
                 f"every_source_{export_type.partition_column}_in_warehouse": lambda: all_present(
-                    export_type, day, manifest, raw, found
+                    export_type, day, manifest, raw, found, suppression_of(staging, source.root, manifest)
                 ),
                 "no_duplicate_uuids": lambda: no_duplicates(export_type, day, found),
                 "canonical_day_within_raw_day": lambda: matches_raw(export_type, day, found),

@@ -24,6 +24,7 @@ from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, ke
 from optimizely_assets.assets.metadata import md_table, sorted_keys
 from optimizely_assets.e3.layout import ExportType, day_prefix, is_data_file, success_key
 from optimizely_assets.loading.manifest import DayManifest
+from optimizely_assets.privacy.staged import DaySuppression
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
 from optimizely_assets.warehouse.base import CanonicalFindings, DaySummary
@@ -33,29 +34,46 @@ def _names(keys) -> str:
     return ", ".join("NULL" if k is None else str(k) for k in keys)
 
 
+def expected_rows(manifest: DayManifest, suppressed: DaySuppression) -> tuple[int, dict | None]:
+    """The footers' rows, total and per key, less the forgotten visitors' rows the staging removed."""
+    by_key = manifest.rows_by_key()
+    if by_key is not None and suppressed.rows:
+        by_key = dict(by_key)
+        for k, n in suppressed.by_key:
+            by_key[k] = by_key.get(k, 0) - n
+    return manifest.rows - suppressed.rows, by_key
+
+
 def rows_match(
-    export_type: ExportType, day: dt.date, manifest: DayManifest, raw: DaySummary
+    export_type: ExportType,
+    day: dt.date,
+    manifest: DayManifest,
+    raw: DaySummary,
+    suppressed: DaySuppression = DaySuppression(),
 ) -> AssetCheckResult:
     col = export_type.key_column
-    expected = manifest.rows_by_key() or {}
+    total, expected = expected_rows(manifest, suppressed)
+    expected = expected or {}
     off = {
         k: f"source {expected.get(k, 0):,} / raw {raw.key_rows.get(k, 0):,}"
         for k in sorted_keys(dict.fromkeys(set(expected) | set(raw.key_rows), 0))
         if expected and expected.get(k, 0) != raw.key_rows.get(k, 0)
     }
-    passed = raw.rows == manifest.rows and not off
+    passed = raw.rows == total and not off
     return AssetCheckResult(
         asset_key=key(export_type, RAW_TABLE),
         check_name="rows_match_source_footers",
         passed=passed,
         description=(
             f"{export_type.value} {day}: {raw.rows:,} raw rows, {manifest.rows:,} in source footers"
+            + (f" less {suppressed.rows:,} of forgotten visitors" if suppressed.rows else "")
             + ("" if passed else f"; {len(off)} {col}(s) differ")
         ),
         metadata={
             "source_rows": manifest.rows,
+            "suppressed_rows": suppressed.rows,
             "raw_rows": raw.rows,
-            "difference": raw.rows - manifest.rows,
+            "difference": raw.rows - total,
             **(
                 {f"{col}s_differing": MetadataValue.md(md_table((col, "rows"), list(off.items())))}
                 if off
@@ -66,10 +84,15 @@ def rows_match(
 
 
 def all_present(
-    export_type: ExportType, day: dt.date, manifest: DayManifest, raw: DaySummary, found: CanonicalFindings
+    export_type: ExportType,
+    day: dt.date,
+    manifest: DayManifest,
+    raw: DaySummary,
+    found: CanonicalFindings,
+    suppressed: DaySuppression = DaySuppression(),
 ) -> AssetCheckResult:
     col = export_type.key_column
-    expected = manifest.rows_by_key() or {}
+    expected = expected_rows(manifest, suppressed)[1] or {}
     missing_raw = list(sorted_keys({k: n for k, n in expected.items() if n and k not in raw.key_rows}))
     missing_canonical = sorted_keys(found.missing)
     passed = not missing_raw and not missing_canonical

@@ -10,8 +10,10 @@ from optimizely_assets.assets.metadata import md_table, sorted_keys, table_defin
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.loading.manifest import DayManifest
 from optimizely_assets.loading.staging_copy import StagedDay
+from optimizely_assets.privacy.staged import suppression_of
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
+from optimizely_assets.resources.staging import Staging
 from optimizely_assets.warehouse import EmptyDayError, Warehouse
 from optimizely_assets.warehouse.base import DaySummary
 
@@ -40,6 +42,7 @@ def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: D
         manifest: DayManifest,
         warehouse: Warehouse,
         source: ExportSource,
+        staging: Staging,
         loader: LoaderConfig,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         day = partition_day(context.partition_key)
@@ -50,7 +53,11 @@ def build_raw_table_asset(export_type: ExportType, partitions_def, deployment: D
             context,
             {
                 "rows_match_source_footers": lambda: rows_match(
-                    export_type, day, manifest, loaded or warehouse.raw_day(export_type, day)
+                    export_type,
+                    day,
+                    manifest,
+                    loaded or warehouse.raw_day(export_type, day),
+                    suppression_of(staging, source.root, manifest),
                 ),
                 "fresh_after_success": lambda: fresh(export_type, day, manifest, source, loader),
             },

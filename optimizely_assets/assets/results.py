@@ -26,6 +26,14 @@ from optimizely_assets.warehouse import Warehouse
 from optimizely_assets.warehouse.analysis import ExperimentAnalysis
 
 
+def rebuild(analysis: ExperimentAnalysis, exclude_multiple: bool) -> tuple[list, list]:
+    """Both tables rebuilt from the units and events (also after a forget): (results, metrics)."""
+    analysis.rebuild_results(exclude_multiple)
+    metrics = experiment_metrics(analysis.metric_sums(exclude_multiple), analysis.baselines())
+    analysis.replace_metrics(metrics)
+    return analysis.results(), metrics
+
+
 def build_results_assets(partitions_def, deployment: Deployment, exclude_multiple: bool = False):
     deps = [
         AssetDep(UNITS_KEY, partition_mapping=AllPartitionMapping()),
@@ -73,10 +81,7 @@ def build_results_assets(partitions_def, deployment: Deployment, exclude_multipl
     def experiment_results(context: AssetExecutionContext, warehouse: Warehouse):
         analysis = ExperimentAnalysis(warehouse.for_context(context))
         analysis.ensure_tables()
-        analysis.rebuild_results(exclude_multiple)
-        results = analysis.results()
-        metrics = experiment_metrics(analysis.metric_sums(exclude_multiple), analysis.baselines())
-        analysis.replace_metrics(metrics)
+        results, metrics = rebuild(analysis, exclude_multiple)
         multiple = analysis.multiple_variation_units()
         significant = sum(1 for r in metrics if r.lift is not None and (r.fdr_p_value or 1.0) < 0.05)
         table = metrics_markdown(metrics)

@@ -1,10 +1,9 @@
 """A schema-exact synthetic Enriched Events Export, written in the real key layout.
 
-What it imitates (reference §1-5): one ``part-00000-<job uuid>.c000.snappy.parquet`` per
-experiment / event partition, one Spark job uuid per (type, date), the Spark schema in the
-footer, a date-level ``_SUCCESS``, percent-encoded event directories (and ``event=NULL``),
-late events (client ``timestamp`` days before ``process_timestamp``), and duplicate uuids
-both across files of a day and across days.
+What it imitates (reference §1-5): one ``part-00000-<job uuid>.c000.snappy.parquet`` per experiment /
+event partition, one Spark job uuid per (type, date), the Spark schema in the footer, a date-level
+``_SUCCESS``, percent-encoded event directories (and ``event=NULL``), late events (client ``timestamp``
+days before ``process_timestamp``), and duplicate uuids across files of a day and across days.
 """
 
 from __future__ import annotations
@@ -85,7 +84,7 @@ def write_export(
     days = sorted(days)
     written: list[WrittenDay] = []
     for export_type in types:
-        carry: list[str] = []  # uuids re-sent on the next day
+        carry: list[tuple[str, int]] = []  # (uuid, visitor) re-sent on the next day
         for i, day in enumerate(days):
             rng = np.random.default_rng([spec.seed, i, 0 if export_type is ExportType.DECISIONS else 1])
             wd, carry = _write_day(root, export_type, day, spec, rng, carry)
@@ -102,8 +101,8 @@ def _write_day(
     day: dt.date,
     spec: ExportSpec,
     rng: np.random.Generator,
-    resent: list[str],
-) -> tuple[WrittenDay, list[str]]:
+    resent: list[tuple[str, int]],
+) -> tuple[WrittenDay, list[tuple[str, int]]]:
     n = spec.decisions_per_day if export_type is ExportType.DECISIONS else spec.events_per_day
     keys = experiment_ids(spec) if export_type is ExportType.DECISIONS else list(spec.event_names)
     raw = rng.bytes(16 * n)
@@ -112,11 +111,11 @@ def _write_day(
     n_dup = int(n * spec.duplicate_rate)
     if n_dup:
         uuids[rng.choice(n, n_dup, replace=False)] = rng.choice(uuids, n_dup)
-    # Some uuids of the previous day are received again today.
-    if resent:
-        k = min(len(resent), n)
-        uuids[rng.choice(n, k, replace=False)] = resent[:k]
-    next_resent = list(rng.choice(uuids, min(spec.cross_day_duplicates, n), replace=False))
+    # Some uuids of the previous day are received again today (with their visitor: one event).
+    k = min(len(resent), n)
+    resent_at = rng.choice(n, k, replace=False) if k else np.array([], dtype=int)
+    uuids[resent_at] = [u for u, _ in resent[:k]]
+    next_at = rng.choice(n, min(spec.cross_day_duplicates, n), replace=False)
 
     day_start_ms = int(dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp() * 1000)
     process = day_start_ms + rng.integers(0, 86_400_000, size=n)
@@ -126,15 +125,16 @@ def _write_day(
     client_ts = process - lag
     partition = rng.integers(0, len(keys), size=n)
     # One visitor pool for both types, so that conversions can be attributed to exposures.
-    visitor_nums = rng.integers(0, max(spec.decisions_per_day // 3, 1), size=n)
+    pool = max(spec.decisions_per_day // 3, 1)
+    visitor_nums = rng.integers(0, pool, size=n)
+    purchases = partition == keys.index("purchase") if "purchase" in keys else None
     if export_type is ExportType.EVENTS:
-        catalog.shape_events(
-            spec.experiments,
-            max(spec.decisions_per_day // 3, 1),
-            visitor_nums,
-            partition == keys.index("purchase") if "purchase" in keys else None,
-            rng,
-        )
+        catalog.shape_events(spec.experiments, pool, visitor_nums, purchases, rng)
+    # A uuid is one event: its copies, in the day or re-sent, have its visitor.
+    visitor_nums[resent_at] = [v for _, v in resent[:k]]
+    _, first, inverse = np.unique(uuids, return_index=True, return_inverse=True)
+    visitor_nums = visitor_nums[first[inverse]]
+    next_resent = list(zip(uuids[next_at].tolist(), visitor_nums[next_at].tolist(), strict=True))
     visitors = np.array([f"user_{v}" for v in visitor_nums])
 
     job = uuidlib.UUID(bytes=rng.bytes(16), version=4)

@@ -6,6 +6,7 @@ import hashlib
 import random
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -13,8 +14,9 @@ import pyarrow as pa
 
 from optimizely_assets.e3.layout import day_prefix
 from optimizely_assets.loading.manifest import DayManifest
+from optimizely_assets.privacy.staged import DaySuppression, day_suppression, scrub_staged
 from optimizely_assets.resources.source import ExportSource
-from optimizely_assets.resources.staging import Staging
+from optimizely_assets.resources.staging import StagedObject, Staging
 
 QUARANTINE_PREFIX = "_quarantine/"
 
@@ -50,6 +52,7 @@ class StagedDay:
     deleted: int
     bytes_copied: int
     linked: int = 0  # of ``copied``: hard links to a local source, no bytes moved
+    suppressed: DaySuppression = DaySuppression()  # forgotten visitors' rows the staged files lack
 
 
 def stage_day(
@@ -59,19 +62,23 @@ def stage_day(
     *,
     workers: int = 8,
     attempts: int = 4,
+    suppress: Callable | None = None,
 ) -> StagedDay:
+    """``suppress``: a matcher of forgotten visitors (privacy/scrub.py); the files this run copies
+    are scrubbed of them before anything loads them."""
     prefix = day_prefix(source.root, manifest.export_type, manifest.day)
     present = staging.existing(prefix)
+    records = staging.suppressed(prefix)
     wanted = {f.staged_name: f for f in manifest.files}
-    todo = [
-        f
-        for f in manifest.files
-        if not (
-            f.staged_name in present
-            and present[f.staged_name].size == f.size
-            and present[f.staged_name].source_etag == f.etag
-        )
-    ]
+
+    def staged_already(f) -> bool:
+        scrubbed = records.get(f.staged_name)
+        if scrubbed is not None and scrubbed.source_etag == f.etag:  # this version, minus forgotten rows
+            return scrubbed.deleted or f.staged_name in present
+        got = present.get(f.staged_name)
+        return got is not None and got.size == f.size and got.source_etag == f.etag
+
+    todo = [f for f in manifest.files if not staged_already(f)]
 
     def copy(key: str, size: int, etag: str, dest_key: str) -> tuple[int, bool]:
         for attempt in range(1, attempts + 1):
@@ -104,10 +111,21 @@ def stage_day(
     stale = sorted(k for k in present if k not in wanted)
     staging.delete(stale)
     staging.commit_day(prefix, {f.staged_name: (f.etag, f.key) for f in manifest.files})
+    if suppress is not None and todo:
+        copies = [StagedObject(f.staged_name, f.size, f.etag, f.key) for f in todo]
+        records.update(scrub_staged(staging, copies, suppress, manifest.export_type.key_column, workers))
+    current = {k: s for k, s in records.items() if k in wanted and s.source_etag == wanted[k].etag}
+    suppressed = day_suppression(current, {f.staged_name: f.etag for f in manifest.files})
     return StagedDay(
         files=tuple(
-            StagedFile(staging.uri(f.staged_name), source.uri(f.key), f.rows, f.columns)
+            StagedFile(
+                staging.uri(f.staged_name),
+                source.uri(f.key),
+                f.rows - (current[f.staged_name].rows if f.staged_name in current else 0),
+                f.columns,
+            )
             for f in manifest.files
+            if f.staged_name not in suppressed.deleted_files
         ),
         day_uri=staging.uri(prefix),
         added_fields=(*manifest.added_fields, *manifest.widened_fields),
@@ -116,4 +134,5 @@ def stage_day(
         deleted=len(stale),
         bytes_copied=sum(n for n, _ in done),
         linked=sum(linked for _, linked in done),
+        suppressed=suppressed,
     )

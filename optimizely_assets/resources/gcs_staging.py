@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import BinaryIO
 
 from dagster_gcp import GCSResource
 from pydantic import Field, PrivateAttr
 
-from optimizely_assets.resources.staging import CHUNK_BYTES, StagedObject, Staging
+from optimizely_assets.resources.staging import (
+    CHUNK_BYTES,
+    StagedObject,
+    Staging,
+    Suppressed,
+    decode_suppressed,
+    encode_suppressed,
+)
+
+_SUPPRESSED_BLOBS = "_suppressed/"  # per day: the record of a file scrubbed to nothing (deleted)
 
 
 class GCSStaging(Staging):
@@ -36,8 +46,10 @@ class GCSStaging(Staging):
         strip = len(self._name(""))
         for blob in self.client.list_blobs(self.bucket, prefix=self._name(prefix)):
             key = blob.name[strip:]
-            etag = (blob.metadata or {}).get("source_etag")
-            out[key] = StagedObject(key, int(blob.size or 0), etag)
+            meta = blob.metadata or {}
+            if key.startswith(_SUPPRESSED_BLOBS) or "/_suppressed/" in key:
+                continue
+            out[key] = StagedObject(key, int(blob.size or 0), meta.get("source_etag"), meta.get("source_key"))
         return out
 
     def put(self, key: str, stream: BinaryIO, size: int, source_etag: str, source_key: str) -> None:
@@ -58,3 +70,37 @@ class GCSStaging(Staging):
 
     def commit_day(self, prefix: str, sources: dict[str, tuple[str, str]]) -> None:
         """Nothing to do: each GCS object carries its source ETag and key in its own metadata."""
+
+    def fetch(self, key: str, dest: Path) -> Path:
+        self.client.bucket(self.bucket).blob(self._name(key)).download_to_filename(str(dest))
+        return dest
+
+    def replace(self, key: str, path: Path, obj: StagedObject, suppressed: Suppressed) -> None:
+        bucket = self.client.bucket(self.bucket)
+        meta = {
+            "source_etag": obj.source_etag or "",
+            "source_key": obj.source_key or "",
+            "suppressed": encode_suppressed(suppressed),
+        }
+        if suppressed.deleted:
+            # Nothing left: the object goes; a marker beside the day's files keeps the count.
+            day, name = key.rsplit("/", 1)
+            marker = bucket.blob(self._name(f"{day}/_suppressed/{name}"))
+            marker.metadata = meta
+            marker.upload_from_string(b"", content_type="application/octet-stream")
+            blob = bucket.blob(self._name(key))
+            if blob.exists():
+                blob.delete()
+            return
+        blob = bucket.blob(self._name(key), chunk_size=CHUNK_BYTES)
+        blob.metadata = meta
+        blob.upload_from_filename(str(path), content_type="application/octet-stream")
+
+    def suppressed(self, prefix: str) -> dict[str, Suppressed]:
+        out: dict[str, Suppressed] = {}
+        strip = len(self._name(""))
+        for blob in self.client.list_blobs(self.bucket, prefix=self._name(prefix)):
+            text = (blob.metadata or {}).get("suppressed")
+            if text:
+                out[blob.name[strip:].replace("/_suppressed/", "/")] = decode_suppressed(text)
+        return out

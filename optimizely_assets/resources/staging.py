@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from pydantic import Field, PrivateAttr
 
 CHUNK_BYTES = 8 * 1024 * 1024
 _ETAGS_FILE = "_source_etags.json"
+_SUPPRESSED_FILE = "_suppressed.json"  # per day folder: files scrubbed of forgotten visitors
+_RECORD_LOCK = threading.Lock()  # scrubs run in threads; each rewrites its day's record
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,28 @@ class StagedObject:
     key: str
     size: int
     source_etag: str | None
+    source_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """What a staged file lacks of its source: forgotten visitors' rows, per key column value."""
+
+    source_etag: str  # the source version it was scrubbed from: stale once Optimizely rewrites it
+    rows: int
+    by_key: tuple[tuple[str | None, int], ...] = ()
+    deleted: bool = False  # nothing was left: the staged file is gone
+
+
+def encode_suppressed(s: Suppressed) -> str:
+    return json.dumps({"etag": s.source_etag, "rows": s.rows, "by_key": list(s.by_key), "deleted": s.deleted})
+
+
+def decode_suppressed(text: str) -> Suppressed:
+    d = json.loads(text)
+    return Suppressed(
+        d["etag"], int(d["rows"]), tuple((k, int(n)) for k, n in d["by_key"]), bool(d["deleted"])
+    )
 
 
 class Staging(ConfigurableResource):
@@ -54,6 +79,21 @@ class Staging(ConfigurableResource):
 
     def commit_day(self, prefix: str, sources: dict[str, tuple[str, str]]) -> None:
         """Record, per staged name, the (source ETag, source key) it holds."""
+        raise NotImplementedError
+
+    # --- deletion on request (privacy/staged.py) ---
+
+    def fetch(self, key: str, dest: Path) -> Path:
+        """A local file with the staged bytes: the staged file itself where it is local."""
+        raise NotImplementedError
+
+    def replace(self, key: str, path: Path, obj: StagedObject, suppressed: Suppressed) -> None:
+        """Put ``path`` in place of the staged ``key`` (or delete it, ``suppressed.deleted``),
+        keeping the source it came from and recording what it lacks."""
+        raise NotImplementedError
+
+    def suppressed(self, prefix: str) -> dict[str, Suppressed]:
+        """Staged name -> what its staged file lacks of its source, for the files scrubbed."""
         raise NotImplementedError
 
 
@@ -86,14 +126,15 @@ class LocalStaging(Staging):
         etags_file = base / _ETAGS_FILE
         recorded = json.loads(etags_file.read_text()) if etags_file.is_file() else {}
         etags = {k: v[0] if isinstance(v, list) else v for k, v in recorded.items()}
+        keys = {k: v[1] for k, v in recorded.items() if isinstance(v, list) and len(v) > 1}
         out: dict[str, StagedObject] = {}
         for d, _, files in os.walk(base):
             for f in files:
-                if f == _ETAGS_FILE or f.startswith(".tmp-"):
+                if f in (_ETAGS_FILE, _SUPPRESSED_FILE) or f.startswith(".tmp-"):
                     continue
                 path = Path(d) / f
                 key = path.relative_to(Path(self.root_dir) / self.prefix).as_posix()
-                out[key] = StagedObject(key, path.stat().st_size, etags.get(key))
+                out[key] = StagedObject(key, path.stat().st_size, etags.get(key), keys.get(key))
         return out
 
     def put(self, key: str, stream: BinaryIO, size: int, source_etag: str, source_key: str) -> None:
@@ -144,8 +185,38 @@ class LocalStaging(Staging):
             self._path(key).unlink(missing_ok=True)
 
     def commit_day(self, prefix: str, sources: dict[str, tuple[str, str]]) -> None:
+        _write_json(self._path(prefix), _ETAGS_FILE, {k: list(v) for k, v in sources.items()})
+
+    def fetch(self, key: str, dest: Path) -> Path:
+        return self._path(key)
+
+    def replace(self, key: str, path: Path, obj: StagedObject, suppressed: Suppressed) -> None:
+        target = self._path(key)
+        if suppressed.deleted:
+            target.unlink(missing_ok=True)
+        else:  # a rename, never a write through: the staged file may be a hard link to the source
+            os.replace(path, target)
+        day = self._path(key.rsplit("/", 1)[0])
+        with _RECORD_LOCK:
+            recorded = self._suppressed_json(day)
+            recorded[key] = encode_suppressed(suppressed)
+            _write_json(day, _SUPPRESSED_FILE, recorded)
+
+    def _suppressed_json(self, day: Path) -> dict[str, str]:
+        path = day / _SUPPRESSED_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def suppressed(self, prefix: str) -> dict[str, Suppressed]:
         base = self._path(prefix)
-        base.mkdir(parents=True, exist_ok=True)
-        tmp = base / f".tmp-{_ETAGS_FILE}"
-        tmp.write_text(json.dumps({k: list(v) for k, v in sources.items()}, sort_keys=True))
-        os.replace(tmp, base / _ETAGS_FILE)
+        out: dict[str, Suppressed] = {}
+        for d, _, files in os.walk(base):
+            if _SUPPRESSED_FILE in files:
+                out.update({k: decode_suppressed(v) for k, v in self._suppressed_json(Path(d)).items()})
+        return out
+
+
+def _write_json(base: Path, name: str, value: dict) -> None:
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".tmp-{name}"
+    tmp.write_text(json.dumps(value, sort_keys=True))
+    os.replace(tmp, base / name)
