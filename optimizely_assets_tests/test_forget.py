@@ -188,3 +188,51 @@ def test_forget_removes_every_row_and_byte_and_later_loads_keep_them_out(tmp_pat
             assert check.metadata["suppressed_rows"].value == injected[(export_type, day)]
     assert visitor_rows(settings) == dict.fromkeys(TABLES, 0)
     assert files_holding(staging, VISITOR, IP, AGENT) == []
+
+
+def test_requests_a_team_queues_are_processed_by_the_job_and_a_failed_one_resumes(tmp_path):
+    from optimizely_assets.definitions import FORGET_JOB, build_definitions
+    from optimizely_assets.instance import atomic_slot_claims
+    from optimizely_assets.privacy.tables import PrivacyTables
+    from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, DAYS[:1], SMALL)
+    for t in ExportType:
+        inject(settings.local_source_dir, SMALL, t, START, 5)
+    instance = atomic_slot_claims(DagsterInstance.ephemeral())
+    assert all_clean(run_day(settings, START, instance))
+    tables = PrivacyTables(DuckDBWarehouse(path=str(settings.duckdb_path)))
+    tables.ensure()
+    # A team's system writes the request rows itself.
+    tables.execute([f"INSERT INTO deletion_requests (visitor_id, requested_at) VALUES ('{VISITOR}', now())"])
+    # A staged file it cannot read (a storage fault): the request fails, naming the day.
+    broken = sorted(settings.local_staging_dir.rglob("type=events/**/*.parquet"))[0]
+    kept = broken.read_bytes()
+    broken.unlink()  # a new file, not a write through the hard link to the source
+    broken.write_bytes(b"not parquet")
+    job = build_definitions(settings).resolve_job_def(FORGET_JOB)
+    failed = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not failed.success
+    ((outcome, error),) = query(settings, "SELECT outcome, error FROM deletion_log")
+    assert outcome == "failed" and f"staged files of events {START}" in error and VISITOR not in error
+    assert query(settings, "SELECT count(*) FROM deletion_requests WHERE request_id IS NOT NULL")[0][0] == 1
+    left = visitor_rows(settings)
+    assert left["decisions"] == 0  # what it could reach is gone already ...
+    assert left["events_raw"] > 0  # ... but raw keeps the day it could not clean, for the re-run to find
+
+    broken.unlink()
+    broken.write_bytes(kept)
+    done = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert done.success
+    (check,) = done.get_asset_check_evaluations()
+    assert check.check_name == "requests_completed" and check.passed
+    assert visitor_rows(settings) == dict.fromkeys(TABLES, 0)
+    assert query(settings, "SELECT count(*) FROM deletion_requests")[0][0] == 0
+    assert [r[0] for r in query(settings, "SELECT outcome FROM deletion_log ORDER BY finished_at")] == [
+        "failed",
+        "ok",
+    ]
+    # A day re-run afterwards passes every check; the visitor does not come back.
+    assert all_clean(run_day(settings, START, instance))
+    assert visitor_rows(settings) == dict.fromkeys(TABLES, 0)

@@ -103,7 +103,7 @@ def build_deletion_log_asset(exclude_multiple: bool):
             for part in (decisions, events, analysis):
                 outcome.add(forget.Outcome(**part[request_id]))
             ids = tables.ids_of(request_id)
-            outcome.rows_left = forget.rows_left(tables, ids)  # counted while the clear ids exist
+            forget.count_left(tables, ids, outcome)  # counted while the clear ids exist
             forget.finish(
                 tables, request_id, ids, salt, outcome, lambda: rebuild(tables.analysis, exclude_multiple)
             )

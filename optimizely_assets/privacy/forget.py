@@ -110,6 +110,9 @@ def forget_type(
                 out.files += len(scrub_staged(staging, objects, match, export_type.key_column))
         except Exception as exc:  # noqa: BLE001
             out.errors.append(f"staged files of {export_type.value} {day}: {type(exc).__name__}: {exc}")
+    if out.errors and not dry_run:
+        # Raw is how a re-run finds these days again: it keeps their rows until the files are clean.
+        return out
     for table in (raw, canonical):
         _delete(tables, table, ids, dry_run, out)
     return out
@@ -181,13 +184,15 @@ def finish(
     tables.execute(statements)
 
 
-def rows_left(tables: PrivacyTables, ids: list[str]) -> int:
-    """Rows of these visitors still in any visitor table (0 once forgotten)."""
-    return sum(
-        int(tables.query(sql.count_rows(ref, batch, tables.bigquery))[0][0])
-        for ref in tables.visitor_tables.values()
-        for batch in _batches(ids)
-    )
+def count_left(tables: PrivacyTables, ids: list[str], outcome: Outcome) -> None:
+    """Rows of these visitors still in any visitor table (0 once forgotten), into ``outcome``; a
+    table that cannot be read is an error of the request."""
+    for table, ref in tables.visitor_tables.items():
+        try:
+            for batch in _batches(ids):
+                outcome.rows_left += int(tables.query(sql.count_rows(ref, batch, tables.bigquery))[0][0])
+        except Exception as exc:  # noqa: BLE001
+            outcome.errors.append(f"{table} (recount): {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
 
 
 def rewrite_embedded(tables: PrivacyTables) -> tuple[int, int] | None:
