@@ -37,6 +37,7 @@ class EmulatorWarehouse(BigQueryWarehouse):
     """Production SQL, but raw's day is a seeded column: the emulator has no ingestion-time partitions."""
 
     non_source_columns = (*BigQueryWarehouse.non_source_columns, "_seed_export_date")
+    raw_day_column = "_seed_export_date"
 
     def raw_day_filter(self, day: dt.date) -> str:
         # Not `export_date`: DuckDB (under the emulator) would bind that to the MERGE source's alias.

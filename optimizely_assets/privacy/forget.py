@@ -98,7 +98,7 @@ def forget_type(
     days: set[dt.date] = set()
     for batch in _batches(ids):
         days.update(
-            d for (d,) in tables.query(sql.raw_days(tables.visitor_tables[raw], batch, tables.bigquery))
+            d for (d,) in tables.query(sql.raw_days(tables.visitor_tables[raw], batch, tables.bigquery, tables.raw_day_column))
         )
     match = matcher(ids=set(ids))
     for day in sorted(days):

@@ -181,6 +181,7 @@ class Warehouse(ConfigurableResource):
     """One warehouse backend. Implementations: ``duckdb.DuckDBWarehouse``, ``bigquery.BigQueryWarehouse``."""
 
     kind: ClassVar[str]
+    raw_day_column: ClassVar[str] = EXPORT_DATE  # what selects raw's export day in a query
     # True when the backend itself never runs two MERGEs into one table side by side.
     merges_serialised_by_backend: ClassVar[bool]
 

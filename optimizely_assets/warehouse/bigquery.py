@@ -42,6 +42,7 @@ class BigQueryWarehouse(BigQueryClient):
     non_source_columns: ClassVar[tuple[str, ...]] = (EXPORT_DATE, EVENT_DATE)
 
     kind: ClassVar[str] = "bigquery"
+    raw_day_column: ClassVar[str] = "_PARTITIONDATE"  # raw is ingestion-time partitioned
     # Insert-only MERGEs into one table run side by side (documented): Dagster must serialise them.
     merges_serialised_by_backend: ClassVar[bool] = False
 

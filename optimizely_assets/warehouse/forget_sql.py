@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse.analysis_sql import EVENTS, UNITS, string_literal
-from optimizely_assets.warehouse.base import EXPORT_DATE, table_names
+from optimizely_assets.warehouse.base import table_names
 
 REQUESTS, FORGOTTEN, LOG = "deletion_requests", "forgotten_visitors", "deletion_log"
 PRIVACY_TABLES = (REQUESTS, FORGOTTEN, LOG)
@@ -72,10 +72,9 @@ def delete_rows(table: str, ids: list[str], bigquery: bool) -> str:
     return f"DELETE FROM {table} WHERE {_in(ids, bigquery)}"
 
 
-def raw_days(raw_table: str, ids: list[str], bigquery: bool) -> str:
+def raw_days(raw_table: str, ids: list[str], bigquery: bool, day_column: str) -> str:
     """The export days whose raw partition holds these visitors: their staged files are there."""
-    day = "_PARTITIONDATE" if bigquery else EXPORT_DATE
-    return f"SELECT DISTINCT {day} FROM {raw_table} WHERE {_in(ids, bigquery)} ORDER BY 1"
+    return f"SELECT DISTINCT {day_column} FROM {raw_table} WHERE {_in(ids, bigquery)} ORDER BY 1"
 
 
 def claim_requests(names: dict[str, str], request_id: str, bigquery: bool) -> str:
