@@ -132,7 +132,18 @@ class Preflight:
     def _tables(self) -> str:
         for export_type in ExportType:
             self.warehouse.ensure_tables(export_type)
-        return ", ".join(self.warehouse.table_uri(t, w) for t in ExportType for w in ("raw", "canonical"))
+        said = ", ".join(self.warehouse.table_uri(t, w) for t in ExportType for w in ("raw", "canonical"))
+        return said + self._time_travel()
+
+    def _time_travel(self) -> str:
+        """How long BigQuery keeps a forgotten visitor's deleted rows (README, "Forget a visitor")."""
+        if self.warehouse.kind != "bigquery":
+            return ""
+        wh = self.warehouse
+        dataset = wh.client.get_dataset(f"{wh.project}.{wh.dataset}")  # type: ignore[attr-defined]
+        hours = dataset.max_time_travel_hours
+        window = f"{int(hours)} h" if hours else "168 h (BigQuery's default)"
+        return f"; deleted rows stay readable by time travel for {window}, then 7 days of fail-safe"
 
     def _dry(self, export_type: ExportType, day: dt.date) -> str:
         plans = self.warehouse.dry_run(export_type, day, self.horizon_days)

@@ -83,7 +83,9 @@ def test_bad_settings_print_one_line_naming_the_variable(local, monkeypatch, cap
     assert err.count("\n") == 1 and "OPTIMIZELY_START_DATE" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", ["demo", "generate", "checks", "preflight", "results", "plan-backfill"])
+@pytest.mark.parametrize(
+    "command", ["demo", "generate", "checks", "preflight", "results", "report", "forget", "plan-backfill"]
+)
 def test_every_option_has_help_with_its_default(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])

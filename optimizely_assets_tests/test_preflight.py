@@ -71,6 +71,8 @@ def test_preflight_on_the_emulators_checks_every_step_the_emulators_can_run(
     ):
         assert got[name].startswith("ok"), got[name]
     assert "account 5935064" in got["optimizely credentials API"]
+    # How long a forgotten visitor's deleted rows stay recoverable: the dataset's own setting.
+    assert "time travel for 168 h, then 7 days of fail-safe" in got["warehouse dataset and tables"]
     assert "decisions: 2024-01-02 (2 days listed)" in got["latest exported day"]
     assert "merge_canonical" in got["dry run events 2024-01-02"]
     # The rest of a day: the ALTER, load_history, the scratch copy, the analysis run (with decisions).
