@@ -73,6 +73,21 @@ def test_ids_are_checked_and_errors_name_the_place_never_the_id(tmp_path, capsys
     assert cli.main(["forget", "--visitor-id", "secret-person", "--visitor-id", ""]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "#2 is empty" in err and "secret-person" not in err
+    assert cli.main(["forget", "--visitor-id", "nobody-here"]) == 2  # nothing loaded: one line
+    assert "nothing is loaded under" in capsys.readouterr().err
+    # A visitor the warehouse never saw: 0 rows everywhere, nothing fails.
+    from optimizely_assets.privacy.tables import PrivacyTables
+    from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+
+    (tmp_path / "local").mkdir(exist_ok=True)
+    PrivacyTables(DuckDBWarehouse(path=str(tmp_path / "local" / "warehouse.duckdb"))).ensure()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    for args in (["--dry-run"], []):
+        assert cli.main(["forget", "--visitor-id", "nobody-here", *args]) == 0
+        out = capsys.readouterr().out
+        counted = [line.split() for line in out.splitlines() if " rows " in line]
+        assert len(counted) == len(TABLES) and {c[1] for c in counted} == {"0"}, out
 
 
 @pytest.mark.parametrize("flavor", ["pyarrow", "spark-int96"])

@@ -20,6 +20,7 @@ from dagster import (
 
 from optimizely_assets.assets.analysis import UNITS_POOL
 from optimizely_assets.assets.keys import canonical_pool
+from optimizely_assets.concurrency import ensure_merges_serialised
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.privacy import forget
 from optimizely_assets.privacy.tables import PrivacySettings, PrivacyTables
@@ -63,6 +64,10 @@ def _type_op(export_type: ExportType):
         staging: Staging,
         source: ExportSource,
     ) -> dict:
+        pool = canonical_pool(export_type)
+        ensure_merges_serialised(
+            context.instance, context.run_id, pool, warehouse.merges_serialised_by_backend
+        )
         tables = _tables(context, warehouse)
         return {
             r: forget.forget_type(tables, staging, source.root, export_type, tables.ids_of(r), False).__dict__
@@ -74,6 +79,9 @@ def _type_op(export_type: ExportType):
 
 @op(pool=UNITS_POOL, description="Delete their units and attributed events (in the units pool).")
 def forget_analysis(context: OpExecutionContext, requests: list[str], warehouse: Warehouse) -> dict:
+    ensure_merges_serialised(
+        context.instance, context.run_id, UNITS_POOL, warehouse.merges_serialised_by_backend
+    )
     tables = _tables(context, warehouse)
     return {r: forget.forget_analysis(tables, tables.ids_of(r), False).__dict__ for r in requests}
 

@@ -24,8 +24,17 @@ def _print_rows(rows: dict[str, int], verb: str) -> list[str]:
     return [f"  {table:<20} {n:>10,} rows {verb}" for table, n in sorted(rows.items())]
 
 
+def _loaded(settings: Settings) -> None:
+    from optimizely_assets.analysis.report import NoResultsError
+
+    if settings.warehouse == "duckdb" and not settings.duckdb_path.exists():
+        raise NoResultsError(f"nothing is loaded under {settings.local_dir}: nothing to forget")
+
+
 def dry_run(settings: Settings, ids: list[str]) -> str:
     from optimizely_assets.definitions import build_resources
+
+    _loaded(settings)
     from optimizely_assets.e3.layout import ExportType
     from optimizely_assets.privacy import forget
     from optimizely_assets.privacy.tables import PrivacyTables
@@ -57,6 +66,7 @@ def forget_now(settings: Settings, ids: list[str]) -> tuple[bool, str]:
     from optimizely_assets.privacy.tables import PrivacyTables
     from optimizely_assets.runs import console_log_level
 
+    _loaded(settings)
     defs = build_definitions(settings)
     tables = PrivacyTables(defs.resources["warehouse"])  # type: ignore[index]
     tables.ensure()

@@ -98,7 +98,10 @@ def forget_type(
     days: set[dt.date] = set()
     for batch in _batches(ids):
         days.update(
-            d for (d,) in tables.query(sql.raw_days(tables.visitor_tables[raw], batch, tables.bigquery, tables.raw_day_column))
+            d
+            for (d,) in tables.query(
+                sql.raw_days(tables.visitor_tables[raw], batch, tables.bigquery, tables.raw_day_column)
+            )
         )
     match = matcher(ids=set(ids))
     for day in sorted(days):
@@ -192,7 +195,9 @@ def count_left(tables: PrivacyTables, ids: list[str], outcome: Outcome) -> None:
             for batch in _batches(ids):
                 outcome.rows_left += int(tables.query(sql.count_rows(ref, batch, tables.bigquery))[0][0])
         except Exception as exc:  # noqa: BLE001
-            outcome.errors.append(f"{table} (recount): {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            outcome.errors.append(
+                f"{table} (recount): {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            )
 
 
 def rewrite_embedded(tables: PrivacyTables) -> tuple[int, int] | None:
