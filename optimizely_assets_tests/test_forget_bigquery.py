@@ -66,6 +66,7 @@ def test_forget_on_bigquery_and_gcs_and_a_later_staging_scrubs_the_copy(tmp_path
             seed_raw(wh, gcs_root, t, START, pa.concat_tables([pq.read_table(f) for f in files]))
             wh.merge_canonical(t, START, 30)
         tables = PrivacyTables(wh)
+        assert tables.forgotten_hashes() == set()  # no table yet: a day stages as before, no DDL
         tables.ensure()
         tables.analysis.write_units(START, Window(48))
         tables.analysis.write_events(START, Window(48))

@@ -55,10 +55,17 @@ class PrivacyTables:
         return self.analysis.execute(statements)
 
     def forgotten_hashes(self) -> set[str]:
-        """Every suppressed visitor's hash (empty when nothing was ever forgotten)."""
-        for text in sql.create_tables(self.names, self.bigquery):
-            self.analysis.execute([text])
-        return {str(h) for (h,) in self.query(f"SELECT visitor_hash FROM {self.names[sql.FORGOTTEN]}")}
+        """Every suppressed visitor's hash (empty when nothing was ever forgotten: no table yet).
+        One read per staging step; no DDL, which would cost BigQuery jobs on every day."""
+        if self.bigquery:
+            from google.api_core.exceptions import NotFound as missing
+        else:
+            from duckdb import CatalogException as missing
+        try:
+            rows = self.query(f"SELECT visitor_hash FROM {self.names[sql.FORGOTTEN]}")
+        except missing:
+            return set()
+        return {str(h) for (h,) in rows}
 
     def add_requests(self, ids: list[str], now: dt.datetime) -> int:
         """Queue ids in ``deletion_requests`` (the CLI's way in; teams may insert rows themselves)."""
