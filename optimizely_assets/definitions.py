@@ -28,12 +28,14 @@ from optimizely_assets.assets.analysis import UNITS_POOL, build_analysis_assets
 from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.assets.load_history import build_load_history_asset
+from optimizely_assets.assets.mixpanel import build_mixpanel_asset
 from optimizely_assets.assets.privacy import DELETION_LOG_KEY, build_deletion_log_asset
 from optimizely_assets.assets.results import build_results_assets
 from optimizely_assets.automation import build_daily_schedule, build_marker_checks, build_success_sensor
 from optimizely_assets.checks_analysis import build_analysis_checks
 from optimizely_assets.concurrency import guarded_in_process_executor
 from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.mixpanel.import_api import MixpanelImport
 from optimizely_assets.privacy.tables import PrivacySettings
 from optimizely_assets.resources.experiment_catalog import OfflineExperimentCatalog, RestExperimentCatalog
 from optimizely_assets.resources.loader_config import LoaderConfig
@@ -146,6 +148,18 @@ def build_resources(settings: Settings) -> dict:
         "loader": LoaderConfig(),
         "catalog": catalog,
         "io_manager": io_manager,
+        **(
+            {
+                "mixpanel": MixpanelImport(
+                    project_id=settings.mixpanel.project_id,
+                    username=settings.mixpanel.username,
+                    secret=EnvVar("MIXPANEL_SERVICE_ACCOUNT_SECRET"),
+                    api_host=settings.mixpanel.api_host,
+                )
+            }
+            if settings.mixpanel
+            else {}
+        ),
         # The salt of forgotten visitors' hashes: OPTIMIZELY_FORGET_SALT; offline, a local random one.
         "privacy": PrivacySettings(
             local_dir=None if settings.warehouse == "bigquery" else str(settings.local_dir)
@@ -168,6 +182,13 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     )
     deletion_log, requests_completed = build_deletion_log_asset(settings.exclude_multiple_variation_units)
     assets += with_code_references([deletion_log])
+    if settings.mixpanel is not None:  # the optional feed: present only with its settings
+        assets += with_code_references(
+            [
+                build_mixpanel_asset(t, daily, list(deployment.owners), settings.mixpanel.mapping_file)
+                for t in ExportType
+            ]
+        )
     # The export checks are evaluated in their assets' steps; the analysis ones in their own.
     checks = [*build_analysis_checks(daily, window), *build_marker_checks(daily), requests_completed]
     daily_job = define_asset_job(

@@ -52,6 +52,40 @@ def _baselines(value: str, name: str) -> tuple[tuple[str, str], ...]:
 
 
 @dataclass(frozen=True)
+class MixpanelSettings:
+    project_id: str
+    username: str  # the secret stays in MIXPANEL_SERVICE_ACCOUNT_SECRET, read by an EnvVar
+    api_host: str
+    mapping_file: str | None
+
+
+_MIXPANEL = ("MIXPANEL_PROJECT_ID", "MIXPANEL_SERVICE_ACCOUNT_USERNAME", "MIXPANEL_SERVICE_ACCOUNT_SECRET")
+_MIXPANEL_HOSTS = {
+    "us": "https://api.mixpanel.com",
+    "eu": "https://api-eu.mixpanel.com",
+    "in": "https://api-in.mixpanel.com",
+}
+
+
+def _mixpanel(get) -> MixpanelSettings | None:
+    """All three set: the feed is on; none: off; some: an error naming the missing ones."""
+    given = [n for n in _MIXPANEL if get(n)]
+    if not given:
+        return None
+    if len(given) < len(_MIXPANEL):
+        missing = ", ".join(n for n in _MIXPANEL if n not in given)
+        raise SettingsError(f"the Mixpanel feed needs {missing} too (or none of {', '.join(given)})")
+    host = get("MIXPANEL_API_HOST", "us")
+    host = _MIXPANEL_HOSTS.get(host.lower(), host)
+    if not host.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise SettingsError(f"MIXPANEL_API_HOST must be us, eu, in or an https:// URL, got {host!r}")
+    mapping = get("MIXPANEL_MAPPING_FILE")
+    if mapping and not Path(mapping).is_file():
+        raise SettingsError(f"MIXPANEL_MAPPING_FILE: {mapping} is not a file")
+    return MixpanelSettings(get(_MIXPANEL[0]), get(_MIXPANEL[1]), host, mapping)
+
+
+@dataclass(frozen=True)
 class Settings:
     start_date: str
     local_dir: Path
@@ -78,6 +112,7 @@ class Settings:
     lateness_days: int = 7
     exclude_multiple_variation_units: bool = False
     baselines: tuple[tuple[str, str], ...] = ()  # experiment id -> baseline variation id
+    mixpanel: MixpanelSettings | None = None  # the optional Mixpanel feed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -179,6 +214,7 @@ class Settings:
                 "OPTIMIZELY_EXCLUDE_MULTIPLE_VARIATION_UNITS",
             ),
             baselines=_baselines(get("OPTIMIZELY_BASELINES", ""), "OPTIMIZELY_BASELINES"),
+            mixpanel=_mixpanel(get),
         )
 
     @property

@@ -1,0 +1,1 @@
+"""An optional feed of canonical days into Mixpanel's Import API (group ``mixpanel``)."""
