@@ -13,6 +13,8 @@
 4. `_SUCCESS` sensor tick over 3 years of dates on an S3 server, vs HEAD-ing every date.
 5. experiment_metrics for 1 M units: one aggregate query, vs a tenth of the units and vs pulling
    one row per unit into pandas (bench/metrics.py).
+6. The Mixpanel feed of a 2,000 MB day to the Import API stand-in: peak RSS and events/s, vs the
+   day read whole (bench/mixpanel_feed.py).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def bench_sensor(work: Path, years: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    choices = ["peers", "files", "copy", "throughput", "memory", "merge", "sensor", "metrics"]
+    choices = ["peers", "files", "copy", "throughput", "memory", "merge", "sensor", "metrics", "mixpanel"]
     parser.add_argument("--only", choices=choices, action="append")
     args = parser.parse_args(argv)
     only = set(args.only or choices)
@@ -224,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
 
             results["metrics"] = bench_metrics(work, units=100_000 if args.quick else 1_000_000)
             report(results["metrics"])
+        if "mixpanel" in only:
+            from bench.mixpanel_feed import bench_mixpanel, report
+
+            results["mixpanel"] = bench_mixpanel(work, mb=100 if args.quick else 2000)
+            report(results["mixpanel"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)

@@ -41,6 +41,7 @@ class MixpanelStandIn:
         self.fail_5xx = 0
         self.requests: list[dict] = []  # per request: events, gzip, status
         self.imported: dict[tuple, dict] = {}
+        self.keep = True  # keep imported events (tests); a bench only counts them
         self.lock = threading.Lock()
         standin = self
 
@@ -142,8 +143,9 @@ class MixpanelStandIn:
             if problem:
                 failed.append({"index": i, "insert_id": iid, "field": problem[0], "message": problem[1]})
                 continue
-            with self.lock:
-                self.imported[(e["event"], p.get("distinct_id"), t, iid)] = e
+            if self.keep:
+                with self.lock:
+                    self.imported[(e["event"], p.get("distinct_id"), t, iid)] = e
         record["status"] = 400 if failed else 200
         if failed:
             return self._answer(
@@ -158,3 +160,12 @@ class MixpanelStandIn:
                 },
             )
         return self._answer(h, 200, {"code": 200, "num_records_imported": len(events), "status": "OK"})
+
+
+if __name__ == "__main__":  # for bench/: serve in a process of its own, until killed
+    import sys
+
+    server = MixpanelStandIn(*sys.argv[1:4])
+    server.keep = False  # a bench sends millions: count them, keep none
+    print(server.url, flush=True)
+    threading.Event().wait()

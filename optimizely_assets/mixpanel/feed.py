@@ -28,13 +28,15 @@ from optimizely_assets.mixpanel.mapping import PLACEHOLDER_IDS, TypeMapping, ins
 from optimizely_assets.warehouse import mixpanel_sql as sql
 from optimizely_assets.warehouse.base import Warehouse
 
-ROWS_PER_BATCH = 10_000
+ROWS_PER_BATCH = 2_000
+STREAM_MEMORY = "32MB"
 
 
 @dataclass
 class DayFeed:
     rows: int = 0
     sent: int = 0
+    json_bytes: int = 0  # uncompressed event JSON sent
     batches: int = 0
     result: Sent = field(default_factory=Sent)
     dead: list[tuple[str, str, str]] = field(default_factory=list)  # (uuid, $insert_id, reason)
@@ -51,6 +53,10 @@ def stream(warehouse: Warehouse, text: str) -> Iterator[pa.RecordBatch]:
         yield from job.result(page_size=ROWS_PER_BATCH).to_arrow_iterable()
         return
     with warehouse.connect(read_only=True) as con:  # type: ignore[attr-defined]
+        # A scan in order needs no more: the buffer pool would otherwise keep up to the
+        # warehouse's memory_limit of blocks already sent (the RSS grew with the day).
+        con.execute(f"SET memory_limit = '{STREAM_MEMORY}'")
+        con.execute("SET threads = 1")  # Python maps the rows far slower than one thread scans them
         reader = con.execute(text).fetch_record_batch(ROWS_PER_BATCH)
         yield from reader
 
@@ -94,6 +100,7 @@ def feed_day(batches: Iterator[pa.RecordBatch], mapping: TypeMapping, api: Mixpa
             if len(encoded) == MAX_EVENTS or size + len(data) + 1 > MAX_BYTES:
                 flush()
             encoded.append(data)
+            day.json_bytes += len(data)
             ids.append(iid)
             uuid_of[iid] = uuid
             size += len(data) + 1
