@@ -256,3 +256,37 @@ def test_a_429_storm_is_ridden_out_and_a_mapping_error_sends_nothing(tmp_path, s
         while chain.cause is not None:
             chain = chain.cause
         assert "events.include: colour not a column of events" in chain.message
+
+
+def test_a_bigquery_day_streams_in_result_pages_with_the_same_events(tmp_path, standin):
+    """The BigQuery path (bqemulator): result pages as Arrow, tags as ARRAY<STRUCT<key, value>>."""
+    from optimizely_assets.mixpanel.feed import feed_day, stream
+    from optimizely_assets.mixpanel.mapping import DEFAULTS
+    from optimizely_assets.warehouse import mixpanel_sql
+    from optimizely_assets_tests.servers import start_bigquery_emulator
+    from optimizely_assets_tests.test_bigquery_emulator import EmulatorWarehouse, seed_raw
+
+    gcs_root = tmp_path / "gcs"
+    gcs_root.mkdir()
+    url, proc = start_bigquery_emulator(tmp_path, gcs_root)
+    try:
+        wh = EmulatorWarehouse(project="test-project", dataset="mixpanel", api_endpoint=url)
+        src = tmp_path / "src"
+        write_export(src, [START], SMALL, types=[ExportType.EVENTS])
+        seed_raw(
+            wh,
+            gcs_root,
+            ExportType.EVENTS,
+            START,
+            pa.concat_tables([pq.read_table(f) for f in sorted(src.rglob("*.parquet"))]),
+        )
+        wh.merge_canonical(ExportType.EVENTS, START, 30)
+        text = mixpanel_sql.day_rows(wh.ref, ExportType.EVENTS, START)
+        ((rows,),), _ = wh.run_query(mixpanel_sql.day_count(wh.ref, ExportType.EVENTS, START))
+        feed = feed_day(stream(wh, text), DEFAULTS[ExportType.EVENTS], api(standin))
+        assert feed.rows == rows > 0 and feed.result.accepted == rows and feed.rejected == 0
+        tagged = [e["properties"]["tags"] for e in standin.imported.values() if e["properties"].get("tags")]
+        assert tagged and all(isinstance(t, dict) for t in tagged)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
