@@ -28,8 +28,8 @@ from optimizely_assets.mixpanel.mapping import PLACEHOLDER_IDS, TypeMapping, ins
 from optimizely_assets.warehouse import mixpanel_sql as sql
 from optimizely_assets.warehouse.base import Warehouse
 
-ROWS_PER_BATCH = 2_000
-STREAM_MEMORY = "32MB"
+ROWS_PER_BATCH = 1_000
+STREAM_MEMORY = "16MB"
 
 
 @dataclass
