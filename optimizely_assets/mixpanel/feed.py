@@ -29,7 +29,8 @@ from optimizely_assets.warehouse import mixpanel_sql as sql
 from optimizely_assets.warehouse.base import Warehouse
 
 ROWS_PER_BATCH = 1_000
-STREAM_MEMORY = "16MB"
+# Below ~32 MB a re-run day's scan failed to pin its blocks (an OutOfMemoryException in a test).
+STREAM_MEMORY = "64MB"
 
 
 @dataclass
