@@ -28,7 +28,7 @@ from optimizely_assets.mixpanel.mapping import PLACEHOLDER_IDS, TypeMapping, ins
 from optimizely_assets.warehouse import mixpanel_sql as sql
 from optimizely_assets.warehouse.base import Warehouse
 
-ROWS_PER_BATCH = 1_000
+ROWS_PER_BATCH = 500
 # What the scan holds: a re-run day's WAL, replayed into pinned memory, needed 15 MB before the
 # checkpoint below; after it, only the blocks in flight.
 STREAM_MEMORY = "16MB"
