@@ -251,3 +251,16 @@ def test_requests_a_team_queues_are_processed_by_the_job_and_a_failed_one_resume
     # A day re-run afterwards passes every check; the visitor does not come back.
     assert all_clean(run_day(settings, START, instance))
     assert visitor_rows(settings) == dict.fromkeys(TABLES, 0)
+
+
+def test_an_id_that_reads_like_sql_is_queued_and_forgotten_as_the_text_it_is(tmp_path):
+    """Ids are personal data of any shape: one starting like a SQL literal, or holding quotes, is
+    stored as its own text (a rendering that passed "TIMESTAMP ..." through would queue another id)."""
+    from optimizely_assets.privacy.tables import PrivacyTables
+    from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+
+    tables = PrivacyTables(DuckDBWarehouse(path=str(tmp_path / "w.duckdb")))
+    tables.ensure()
+    odd = ["TIMESTAMP '2024-01-01 00:00:00'", "o'brien \\ co", "1234"]
+    tables.add_requests(odd, dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc))
+    assert sorted(tables.ids_of(tables.claim())) == sorted(odd)

@@ -57,7 +57,7 @@ def _batches(ids: list[str]) -> list[list[str]]:
 
 
 def suppress(tables: PrivacyTables, request_id: str, ids: list[str], salt: str) -> int:
-    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    now = dt.datetime.now(dt.timezone.utc)
     hashes = [visitor_hash(salt, v) for v in ids]
     for batch in _batches(hashes):
         tables.execute(
@@ -152,7 +152,7 @@ def finish(
             rebuild()
         except Exception as exc:  # noqa: BLE001
             outcome.errors.append(f"results rebuild: {type(exc).__name__}: {exc}")
-    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    now = dt.datetime.now(dt.timezone.utc)
     requested = tables.query(
         f"SELECT MIN(requested_at) FROM {tables.names[sql.REQUESTS]} "
         f"WHERE request_id = {sql.string_literal(request_id, tables.bigquery)}"
@@ -160,8 +160,8 @@ def finish(
     rows = [
         (
             request_id,
-            sql.timestamp(str(requested)) if requested is not None else None,
-            sql.timestamp(now),
+            requested,
+            now,
             visitor_hash(salt, v),
             json.dumps(outcome.rows, sort_keys=True),
             outcome.files,

@@ -69,7 +69,7 @@ class PrivacyTables:
 
     def add_requests(self, ids: list[str], now: dt.datetime) -> int:
         """Queue ids in ``deletion_requests`` (the CLI's way in; teams may insert rows themselves)."""
-        rows = [(v, sql.timestamp(now.isoformat()), None) for v in ids]
+        rows = [(v, now, None) for v in ids]
         self.execute(
             [
                 (

@@ -11,6 +11,8 @@ tables keyed by visitor; the results are aggregates, rebuilt afterwards.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse.analysis_sql import EVENTS, UNITS, string_literal
 from optimizely_assets.warehouse.base import table_names
@@ -103,21 +105,21 @@ def insert_rows(table: str, columns: list[str], rows: list[tuple], bigquery: boo
 
 
 def _value(value: object, bigquery: bool) -> str:
-    if isinstance(value, str) and value.startswith("TIMESTAMP "):  # already a literal
-        return value
+    """A literal by the value's type: a datetime is a TIMESTAMP, any string a string (an id may
+    read like SQL)."""
+    if isinstance(value, dt.datetime):
+        return f"TIMESTAMP '{value.astimezone(dt.timezone.utc).isoformat()}'"
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return string_literal(value, bigquery)
 
 
-def timestamp(iso: str) -> str:
-    return f"TIMESTAMP '{iso}'"
-
-
-def new_hashes(names: dict[str, str], hashes: list[str], request_id: str, now: str, bigquery: bool) -> str:
+def new_hashes(
+    names: dict[str, str], hashes: list[str], request_id: str, now: dt.datetime, bigquery: bool
+) -> str:
     """Add the hashes not yet suppressed (a re-run adds nothing)."""
     rows = " UNION ALL ".join(
-        f"SELECT {string_literal(h, bigquery)} AS visitor_hash, {timestamp(now)} AS forgotten_at, "
+        f"SELECT {string_literal(h, bigquery)} AS visitor_hash, {_value(now, bigquery)} AS forgotten_at, "
         f"{string_literal(request_id, bigquery)} AS request_id"
         for h in hashes
     )
