@@ -147,7 +147,7 @@ class Preflight:
 
     def _dry(self, export_type: ExportType, day: dt.date) -> str:
         plans = self.warehouse.dry_run(export_type, day, self.horizon_days)
-        return ", ".join(f"{name} {_size(b)}" for name, b in plans)
+        return ", ".join(f"{name} {human_size(b)}" for name, b in plans)
 
     def _dry_more(self, export_type: ExportType, day: dt.date) -> str:
         """The ALTER, load_history, scratch-copy and (with decisions) analysis statements of the day."""
@@ -175,7 +175,7 @@ class Preflight:
                 ("metric_sums", metrics_sql.metric_sums(n, True)),
             ]
         plans = dry_run_more(self.warehouse, export_type, day, statements)
-        return ", ".join(f"{name} {_size(b)}" for name, b in plans)
+        return ", ".join(f"{name} {human_size(b)}" for name, b in plans)
 
     def _price(self, export_type: ExportType, day: dt.date) -> str:
         """The day's MERGE and checks once canonical holds the window, against maximum_bytes_billed."""
@@ -184,13 +184,13 @@ class Preflight:
 
         manifest = build_manifest(self.source, export_type, day)
         prices = price_day(manifest.rows, manifest.bytes, self.horizon_days)
-        said = ", ".join(f"{name} ~{_size(b)}" for name, b in prices.items())
+        said = ", ".join(f"{name} ~{human_size(b)}" for name, b in prices.items())
         scope = f"at a full window: {manifest.rows:,} rows a day over {2 * self.horizon_days + 1} export days"
         limit = getattr(self.warehouse, "maximum_bytes_billed", None)
         if self.warehouse.kind != "bigquery":
             return f"{said} ({scope}); the embedded default bills nothing"
         if not limit or max(prices.values()) <= limit:
-            return f"{said} ({scope}), within maximum_bytes_billed {_size(limit) if limit else 'off'}"
+            return f"{said} ({scope}), within maximum_bytes_billed {human_size(limit) if limit else 'off'}"
         fits = horizon_within(manifest.rows, manifest.bytes, limit, self.horizon_days)
         fix = (
             f"lower the loader's dedup_horizon_days to {fits} or less, or raise"
@@ -198,7 +198,7 @@ class Preflight:
             else "even one export day is past it: raise"
         )
         raise RuntimeError(
-            f"{said} ({scope}): past maximum_bytes_billed {_size(limit)}, so the day's jobs would fail "
+            f"{said} ({scope}): past maximum_bytes_billed {human_size(limit)}, so the day's jobs would fail "
             f"once canonical holds the window; {fix} OPTIMIZELY_BQ_MAXIMUM_BYTES_BILLED"
         )
 
@@ -231,7 +231,7 @@ class Preflight:
         return f"{self.source.uri(obj.key)}: {rows:,} rows = footer, timestamps {sorted(set(types.values()))}"
 
 
-def _size(n: int | None) -> str:
+def human_size(n: int | None) -> str:
     if n is None:
         return "(planned)"
     for unit in ("B", "KB", "MB", "GB", "TB"):

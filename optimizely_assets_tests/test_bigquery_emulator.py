@@ -5,7 +5,7 @@ patches, the canonical MERGE and the check queries. What it cannot:
 - load into a ``$YYYYMMDD`` decorator (asserted on the job configuration we send instead);
 - ingestion-time partitions: it rewrites ``_PARTITIONDATE`` to ``CURRENT_DATE`` and drops rows
   inserted through ``_PARTITIONTIME``. The tests seed raw with a ``_seed_export_date`` column and swap
-  the one raw-day predicate (``raw_day_filter``) for it; every other character of the SQL is
+  the one raw-day column (``raw_day_column``, which ``raw_day_filter`` uses) for it; every other character of the SQL is
   what production sends, and ``test_bigquery_rules`` lints that text against BigQuery's rules.
 """
 
@@ -37,11 +37,8 @@ class EmulatorWarehouse(BigQueryWarehouse):
     """Production SQL, but raw's day is a seeded column: the emulator has no ingestion-time partitions."""
 
     non_source_columns = (*BigQueryWarehouse.non_source_columns, "_seed_export_date")
+    # Not `export_date`: DuckDB (under the emulator) would bind that to the MERGE source's alias.
     raw_day_column = "_seed_export_date"
-
-    def raw_day_filter(self, day: dt.date) -> str:
-        # Not `export_date`: DuckDB (under the emulator) would bind that to the MERGE source's alias.
-        return f"_seed_export_date = {lit(day)}"
 
 
 @pytest.fixture(scope="module")

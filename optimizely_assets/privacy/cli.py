@@ -12,14 +12,6 @@ import datetime as dt
 from optimizely_assets.settings import Settings
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def _print_rows(rows: dict[str, int], verb: str) -> list[str]:
     return [f"  {table:<20} {n:>10,} rows {verb}" for table, n in sorted(rows.items())]
 
@@ -33,11 +25,12 @@ def _loaded(settings: Settings) -> None:
 
 def dry_run(settings: Settings, ids: list[str]) -> str:
     from optimizely_assets.definitions import build_resources
-
-    _loaded(settings)
     from optimizely_assets.e3.layout import ExportType
+    from optimizely_assets.preflight import human_size
     from optimizely_assets.privacy import forget
     from optimizely_assets.privacy.tables import PrivacyTables
+
+    _loaded(settings)
 
     resources = build_resources(settings)
     tables = PrivacyTables(resources["warehouse"])
@@ -53,7 +46,7 @@ def dry_run(settings: Settings, ids: list[str]) -> str:
         *_print_rows(total.rows, "would be deleted"),
     ]
     lines.append(f"  staged files holding them: {total.files}")
-    lines += [f"  DELETE FROM {t}: would bill {_size(b)}" for t, b in sorted(total.bytes_billed.items())]
+    lines += [f"  DELETE FROM {t}: would bill {human_size(b)}" for t, b in sorted(total.bytes_billed.items())]
     lines += [f"  could not count: {e}" for e in total.errors]
     return "\n".join(lines)
 

@@ -57,7 +57,7 @@ class BigQueryWarehouse(BigQueryClient):
         return f"{self.table_id(table_names(export_type).raw)}${compact_date(day)}"
 
     def raw_day_filter(self, day: dt.date) -> str:
-        return sql.raw_day_filter(day)
+        return sql.raw_day_filter(day, self.raw_day_column)
 
     def ensure_tables(self, export_type: ExportType) -> None:
         from google.cloud import bigquery

@@ -23,9 +23,9 @@ def lit(day: dt.date) -> str:
     return f"DATE '{dt.date.fromisoformat(str(day)).isoformat()}'"
 
 
-def raw_day_filter(day: dt.date) -> str:
+def raw_day_filter(day: dt.date, column: str = "_PARTITIONDATE") -> str:
     """Rows of one export day in the ingestion-time partitioned raw table."""
-    return f"_PARTITIONDATE = {lit(day)}"
+    return f"{column} = {lit(day)}"
 
 
 def _between(window: tuple[dt.date, dt.date]) -> str:
