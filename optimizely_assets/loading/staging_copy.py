@@ -114,14 +114,14 @@ def stage_day(
     if suppress is not None and todo:
         copies = [StagedObject(f.staged_name, f.size, f.etag, f.key) for f in todo]
         records.update(scrub_staged(staging, copies, suppress, manifest.export_type.key_column, workers))
-    current = {k: s for k, s in records.items() if k in wanted and s.source_etag == wanted[k].etag}
-    suppressed = day_suppression(current, {f.staged_name: f.etag for f in manifest.files})
+    suppressed = day_suppression(records, {f.staged_name: f.etag for f in manifest.files})
+    removed = dict(suppressed.by_file)
     return StagedDay(
         files=tuple(
             StagedFile(
                 staging.uri(f.staged_name),
                 source.uri(f.key),
-                f.rows - (current[f.staged_name].rows if f.staged_name in current else 0),
+                f.rows - removed.get(f.staged_name, 0),
                 f.columns,
             )
             for f in manifest.files

@@ -24,11 +24,8 @@ class DaySuppression:
 
     rows: int = 0
     by_key: tuple[tuple[str | None, int], ...] = ()
-    files: int = 0
+    by_file: tuple[tuple[str, int], ...] = ()  # staged name -> rows it lacks
     deleted_files: tuple[str, ...] = ()  # staged names scrubbed to nothing (not loaded)
-
-    def key_rows(self) -> dict[str | None, int]:
-        return dict(self.by_key)
 
 
 def day_suppression(records: dict[str, Suppressed], etags: dict[str, str]) -> DaySuppression:
@@ -42,7 +39,7 @@ def day_suppression(records: dict[str, Suppressed], etags: dict[str, str]) -> Da
     return DaySuppression(
         sum(s.rows for s in current.values()),
         tuple(sorted(by_key.items(), key=lambda kv: (kv[0] is None, str(kv[0])))),
-        len(current),
+        tuple(sorted((k, s.rows) for k, s in current.items())),
         tuple(sorted(k for k, s in current.items() if s.deleted)),
     )
 
