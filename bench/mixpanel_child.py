@@ -16,7 +16,7 @@ from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 if __name__ == "__main__":
     mode, path, day, url = sys.argv[1:5]
     wh = DuckDBWarehouse(path=path)
-    text = sql.day_rows(lambda n: n, ExportType.EVENTS, dt.date.fromisoformat(day))
+    text = sql.day_rows(wh.ref, ExportType.EVENTS, dt.date.fromisoformat(day))
     started = time.perf_counter()
     if mode == "whole":
         with wh.connect(read_only=True) as con:

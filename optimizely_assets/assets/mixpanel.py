@@ -82,7 +82,7 @@ def build_mixpanel_asset(
         mapping = load_mapping(Path(mapping_file) if mapping_file else None)[export_type]  # before sending
         analysis = ExperimentAnalysis(warehouse.for_context(context))
         analysis.ensure_tables()
-        ref = analysis.warehouse.ref if analysis.bigquery else (lambda name: name)  # type: ignore[attr-defined]
+        ref = analysis.warehouse.ref
         expected = int(analysis.query(sql.day_count(ref, export_type, day))[0][0])
         feed = feed_day(stream(analysis.warehouse, sql.day_rows(ref, export_type, day)), mapping, mixpanel)
         table = record_dead_letters(analysis, export_type, day, feed)

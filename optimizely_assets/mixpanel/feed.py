@@ -115,7 +115,7 @@ def feed_day(batches: Iterator[pa.RecordBatch], mapping: TypeMapping, api: Mixpa
 
 def record_dead_letters(analysis, export_type: ExportType, day: dt.date, feed: DayFeed) -> str:
     """Replace the day's dead letters with this run's; returns the table's name."""
-    name = analysis.warehouse.ref(sql.DEAD_LETTER) if analysis.bigquery else sql.DEAD_LETTER
+    name = analysis.warehouse.ref(sql.DEAD_LETTER)
     now = dt.datetime.now(dt.timezone.utc).isoformat()
     analysis.execute([sql.create_dead_letter(name, analysis.bigquery)])
     statements = sql.replace_dead_letters(name, export_type, day, feed.dead, now, analysis.bigquery)

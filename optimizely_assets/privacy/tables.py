@@ -37,7 +37,7 @@ class PrivacyTables:
         self.analysis = ExperimentAnalysis(warehouse)
         self.bigquery = self.analysis.bigquery
         self.raw_day_column = warehouse.raw_day_column
-        ref = warehouse.ref if self.bigquery else (lambda name: name)  # type: ignore[attr-defined]
+        ref = warehouse.ref
         self.names = {t: ref(t) for t in sql.PRIVACY_TABLES}
         self.visitor_tables = {t: ref(t) for e in (*ExportType, None) for t in sql.visitor_tables(e)}
 

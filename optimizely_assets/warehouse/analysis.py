@@ -61,7 +61,7 @@ class ExperimentAnalysis:
     def __init__(self, warehouse: Warehouse):
         self.warehouse = warehouse
         self.bigquery = warehouse.kind == "bigquery"
-        ref = warehouse.ref if self.bigquery else (lambda name: name)  # type: ignore[attr-defined]
+        ref = warehouse.ref
         self.names = {t: ref(t) for t in sql.ANALYSIS_TABLES}
         for export_type in ExportType:
             self.names[export_type.value] = ref(table_names(export_type).canonical)

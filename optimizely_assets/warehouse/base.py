@@ -258,6 +258,10 @@ class Warehouse(ConfigurableResource):
         """Canonical rows of the day whose uuid raw's day lacks: their count and the first 20 uuids."""
         raise NotImplementedError
 
+    def ref(self, name: str) -> str:
+        """A table of this warehouse as SQL names it (BigQuery qualifies it with project and dataset)."""
+        return name
+
     def table_uri(self, export_type: ExportType, which: str) -> str:
         """``which`` is ``raw`` or ``canonical``; a name a user can paste into a query."""
         raise NotImplementedError
