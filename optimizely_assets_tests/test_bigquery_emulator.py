@@ -5,8 +5,12 @@ patches, the canonical MERGE and the check queries. What it cannot:
 - load into a ``$YYYYMMDD`` decorator (asserted on the job configuration we send instead);
 - ingestion-time partitions: it rewrites ``_PARTITIONDATE`` to ``CURRENT_DATE`` and drops rows
   inserted through ``_PARTITIONTIME``. The tests seed raw with a ``_seed_export_date`` column and swap
-  the one raw-day column (``raw_day_column``, which ``raw_day_filter`` uses) for it; every other character of the SQL is
-  what production sends, and ``test_bigquery_rules`` lints that text against BigQuery's rules.
+  the one raw-day column (``raw_day_column``, which ``raw_day_filter`` uses) for it;
+- ``CAST(string AS BYTES)``, which BigQuery documents as the string's UTF-8 bytes: the emulator
+  runs DuckDB's BLOB cast, which reads backslash escapes and rejects non-ASCII text. Its DuckDB's
+  ``ENCODE(s, 'utf-8')`` is what BigQuery documents, and the emulator's statements use it instead.
+Every other character of the SQL is what production sends, and ``test_bigquery_rules`` lints that
+text against BigQuery's rules.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse.bigquery import BigQueryWarehouse
 from optimizely_assets.warehouse.bigquery_sql import add_columns, lit
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+from optimizely_assets.warehouse.uuid_key import uuid_key
 from optimizely_assets_tests import tie_data
 from optimizely_assets_tests.servers import start_bigquery_emulator
 
 DAYS = date_range(dt.date(2024, 1, 1), 2)
+UTF8_CAST = "CAST(uuid AS BYTES)"  # uuid_key.bigquery_expr's UTF-8 bytes of a uuid
 SPEC = ExportSpec(decisions_per_day=300, events_per_day=300, experiments=4, cross_day_duplicates=15)
 
 
@@ -39,6 +45,12 @@ class EmulatorWarehouse(BigQueryWarehouse):
     non_source_columns = (*BigQueryWarehouse.non_source_columns, "_seed_export_date")
     # Not `export_date`: DuckDB (under the emulator) would bind that to the MERGE source's alias.
     raw_day_column = "_seed_export_date"
+
+    def run_query(self, query: str, **config):
+        return super().run_query(query.replace(UTF8_CAST, "ENCODE(uuid, 'utf-8')"), **config)
+
+    def run_write(self, query: str, table: str, day=None):
+        return super().run_write(query.replace(UTF8_CAST, "ENCODE(uuid, 'utf-8')"), table, day)
 
 
 @pytest.fixture(scope="module")
@@ -186,12 +198,17 @@ def test_resends_with_other_or_null_timestamps_far_clocks_and_ties_give_the_same
     assert [s.inserted for s in bq_stats] == [s.inserted for s in duck_stats] == tie_data.EXPECTED_INSERTED
 
     bq_rows, _ = warehouse.run_query(
-        f"SELECT uuid, user_ip, export_date FROM `{warehouse.table_id('events')}` ORDER BY uuid"
+        f"SELECT uuid, user_ip, export_date, uuid_key FROM `{warehouse.table_id('events')}` ORDER BY uuid"
     )
     with duck.connect() as con:
-        duck_rows = con.execute("SELECT uuid, user_ip, export_date FROM events ORDER BY uuid").fetchall()
-    assert bq_rows == [tuple(r) for r in duck_rows]
-    assert {u: ip for u, ip, _ in bq_rows} == tie_data.EXPECTED_WINNERS
+        duck_rows = con.execute(
+            "SELECT uuid, user_ip, export_date, uuid_key FROM events ORDER BY uuid"
+        ).fetchall()
+    assert [tuple(r) for r in bq_rows] == [tuple(r) for r in duck_rows]
+    assert {u: ip for u, ip, _, _ in bq_rows} == tie_data.EXPECTED_WINNERS
+    # Both backends store the key uuid_key.py defines; every uuid string its own key.
+    assert all(bytes(k) == uuid_key(u) for u, _, _, k in bq_rows)
+    assert len({bytes(k) for *_, k in bq_rows}) == len(bq_rows)
 
 
 def test_a_column_optimizely_adds_reaches_canonical_and_is_reported(warehouse, emulator, tmp_path):

@@ -86,8 +86,8 @@ def test_every_generated_query_follows_bigquerys_rules(export_type):
     assert {q.name for q in queries} >= {
         "merge_canonical",
         "day_stats",
-        "duplicate_uuids",
-        "missing_from_canonical",
+        "canonical_findings",
+        "not_in_raw",
     }
     for q in queries:
         assert violations(q.sql, q.dml) == [], (q.name, q.sql)
@@ -106,7 +106,7 @@ def test_every_query_reading_a_table_filters_its_partitions(export_type):
 def test_the_merge_window_is_the_horizon_around_the_export_day():
     merge = next(q for q in planned(ExportType.DECISIONS) if q.name == "merge_canonical").sql
     assert "T.export_date BETWEEN DATE '2024-01-31' AND DATE '2024-03-31'" in merge
-    on_clause = merge.split("ON T.uuid")[1].split("WHEN")[0]
+    on_clause = merge.split("ON T.uuid_key")[1].split("WHEN")[0]
     assert "timestamp" not in on_clause  # the window never comes from client clocks
     # Only the day itself is rewritten or deleted: every other day of the window is only read.
     assert "WHEN MATCHED AND T.export_date = DATE '2024-03-01' THEN\n  UPDATE SET" in merge

@@ -9,6 +9,7 @@ import pytest
 
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+from optimizely_assets.warehouse.uuid_key import uuid_key
 from optimizely_assets_tests.conftest import START
 
 T = ExportType.DECISIONS
@@ -20,8 +21,8 @@ ELSEWHERE = {"edge-past": -H, "beyond-past": -H - 1, "edge-future": H, "beyond-f
 
 def _insert(wh: DuckDBWarehouse, table: str, uuid: str, day: dt.date) -> None:
     values = {"uuid": uuid, "experiment_id": "1", "export_date": day}
-    if table == "decisions":
-        values["event_date"] = day
+    if table == "decisions":  # as the MERGE writes it: with its key
+        values.update(event_date=day, uuid_key=uuid_key(uuid))
     with wh.connect() as con:
         con.execute(
             f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",

@@ -20,6 +20,21 @@ DAY1, DAY2 = dt.date(2024, 1, 1), dt.date(2024, 1, 5)
 UTC = dt.timezone.utc
 
 
+LOWER = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+UPPER = LOWER.upper()
+MIXED = "0f1E2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+CASES_DAY1 = [
+    LOWER,
+    MIXED,
+    "12345678-1234-1234-1234-123456789012",  # digits only: the lowercase tag
+    "{" + LOWER + "}",
+    LOWER.replace("-", ""),
+    "\\x01" + LOWER[:15],  # a backslash escape is text, not a byte
+    "événement-ü",
+    "",
+]
+
+
 def plain_day(day: dt.date, rows: int) -> pa.Table:
     return partition_table(ExportType.EVENTS, "purchase", rows, day, seed=day.toordinal())
 
@@ -85,6 +100,12 @@ def days() -> dict[dt.date, pa.Table]:
         ),
         # no uuid: cannot be deduplicated, stays out of canonical
         _copy(base, uuid=None, timestamp=t0, process_timestamp=t1, user_ip="10.0.6.1"),
+        # case and shape: each a different uuid string, so each its own key (uuid_key.py)
+        *(
+            _copy(base, uuid=u, timestamp=t0, process_timestamp=t1, user_ip=f"10.0.7.{i}")
+            for i, u in enumerate(CASES_DAY1, 1)
+        ),
+        _copy(base, uuid=LOWER, timestamp=t0, process_timestamp=t0, user_ip="10.0.7.0"),  # LOWER's winner
     ]
     d2 = [
         _copy(
@@ -96,6 +117,11 @@ def days() -> dict[dt.date, pa.Table]:
         _copy(
             base, uuid="u-day2", timestamp=_at(DAY2, 3), process_timestamp=_at(DAY2, 4), user_ip="10.9.9.1"
         ),
+        # LOWER and MIXED again (re-sends: not inserted); UPPER and LOWER + newline are other strings
+        *(
+            _copy(base, uuid=u, timestamp=_at(DAY2, 3), process_timestamp=_at(DAY2, 4), user_ip=f"10.9.7.{i}")
+            for i, u in enumerate([LOWER, MIXED, UPPER, LOWER + "\n"], 1)
+        ),
     ]
     return {
         DAY1: pa.Table.from_pylist(d1, schema=EVENTS_SCHEMA),
@@ -103,7 +129,7 @@ def days() -> dict[dt.date, pa.Table]:
     }
 
 
-EXPECTED_INSERTED = [7, 1]
+EXPECTED_INSERTED = [7 + len(CASES_DAY1), 3]
 EXPECTED_WINNERS = {
     "u-tie-scalar": "10.0.0.1",
     "u-tie-nested": "10.0.0.9",
@@ -113,4 +139,8 @@ EXPECTED_WINNERS = {
     "u-1970": "10.0.4.1",
     "u-2099": "10.0.5.1",
     "u-day2": "10.9.9.1",
+    **{u: f"10.0.7.{i}" for i, u in enumerate(CASES_DAY1, 1)},
+    LOWER: "10.0.7.0",  # received first of LOWER's copies on day 1
+    UPPER: "10.9.7.3",
+    LOWER + "\n": "10.9.7.4",
 }

@@ -123,14 +123,23 @@ def all_present(
 
 
 def no_duplicates(export_type: ExportType, day: dt.date, found: CanonicalFindings) -> AssetCheckResult:
-    dups = found.duplicates
+    dups, unkeyed = found.duplicates, found.unkeyed
+    desc = "no duplicate uuids" if not dups else f"{len(dups)}+ duplicated uuids, e.g. {dups[0][0]}"
+    if unkeyed:  # the probe compares keys: a row without its key is a duplicate no probe can see
+        desc += (
+            f"; {unkeyed:,} canonical row(s) of the dedup window have no uuid_key or not their uuid's "
+            "(written by another tool?): fill them with the migration's UPDATE (README, Upgrading)"
+        )
     return AssetCheckResult(
         asset_key=key(export_type, CANONICAL),
         check_name="no_duplicate_uuids",
-        passed=not dups,
-        description=f"{export_type.value} {day}: "
-        + ("no duplicate uuids" if not dups else f"{len(dups)}+ duplicated uuids, e.g. {dups[0][0]}"),
-        metadata={"duplicated_uuids": len(dups), "examples": MetadataValue.json([u for u, _ in dups[:5]])},
+        passed=not dups and not unkeyed,
+        description=f"{export_type.value} {day}: {desc}",
+        metadata={
+            "duplicated_uuids": len(dups),
+            "examples": MetadataValue.json([u for u, _ in dups[:5]]),
+            "rows_without_their_uuid_key": unkeyed,
+        },
     )
 
 

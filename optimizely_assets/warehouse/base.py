@@ -170,6 +170,7 @@ class CanonicalFindings:
     duplicates: list[tuple[str, int]]  # uuids of the day's canonical rows found more than once
     not_in_raw: int = 0  # canonical rows of the day whose uuid raw's day does not have
     not_in_raw_examples: tuple[str, ...] = ()  # the first 20 of them, by uuid
+    unkeyed: int = 0  # window rows without a uuid_key, or day rows whose key is not their uuid's
 
 
 def keyed_counts(rows) -> dict[str | None, int]:
@@ -229,30 +230,24 @@ class Warehouse(ConfigurableResource):
     def canonical_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
         raise NotImplementedError
 
+    def canonical_findings(
+        self, export_type: ExportType, day: dt.date, horizon_days: int
+    ) -> tuple[DaySummary, CanonicalFindings]:
+        """The day's raw summary, the uuids canonical lacks and the duplicated ones, for the checks:
+        one probe of the dedup window, on ``uuid_key`` (uuid_key.py)."""
+        raise NotImplementedError
+
     def duplicate_uuids(
         self, export_type: ExportType, day: dt.date, horizon_days: int
     ) -> list[tuple[str, int]]:
         """uuids of the day's canonical rows found more than once in the day's dedup window."""
-        raise NotImplementedError
+        return self.canonical_findings(export_type, day, horizon_days)[1].duplicates
 
     def missing_from_canonical(
         self, export_type: ExportType, day: dt.date, horizon_days: int
     ) -> dict[str | None, int]:
         """Per key value: raw uuids of the day that canonical lacks within the dedup window."""
-        raise NotImplementedError
-
-    def canonical_findings(
-        self, export_type: ExportType, day: dt.date, horizon_days: int
-    ) -> tuple[DaySummary, CanonicalFindings]:
-        """The day's raw summary, the uuids canonical lacks and the duplicated ones, for the checks.
-
-        Backends that can answer in one statement override this; the default asks three times.
-        """
-        return self.raw_day(export_type, day), CanonicalFindings(
-            self.missing_from_canonical(export_type, day, horizon_days),
-            self.duplicate_uuids(export_type, day, horizon_days),
-            *self.not_in_raw(export_type, day),
-        )
+        return self.canonical_findings(export_type, day, horizon_days)[1].missing
 
     def not_in_raw(self, export_type: ExportType, day: dt.date) -> tuple[int, tuple[str, ...]]:
         """Canonical rows of the day whose uuid raw's day lacks: their count and the first 20 uuids."""

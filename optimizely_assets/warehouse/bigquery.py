@@ -22,6 +22,7 @@ from optimizely_assets.warehouse.base import (
     CLUSTERING,
     EVENT_DATE,
     EXPORT_DATE,
+    CanonicalFindings,
     DaySummary,
     JobStats,
     LoadResult,
@@ -36,6 +37,9 @@ from optimizely_assets.warehouse.bigquery_client import BigQueryClient, job_stat
 from optimizely_assets.warehouse.bigquery_scratch import URIS_PER_LOAD_JOB
 from optimizely_assets.warehouse.bigquery_sql import PlannedQuery
 from optimizely_assets.warehouse.history import LoadHistoryRow
+from optimizely_assets.warehouse.uuid_key import UUID_KEY, uuid_text
+
+KEYS_FILLED = "optimizely_assets_uuid_key"  # canonical's label once every row has its uuid_key
 
 
 class BigQueryWarehouse(BigQueryClient):
@@ -59,7 +63,7 @@ class BigQueryWarehouse(BigQueryClient):
     def raw_day_filter(self, day: dt.date) -> str:
         return sql.raw_day_filter(day, self.raw_day_column)
 
-    def ensure_tables(self, export_type: ExportType) -> None:
+    def ensure_tables(self, export_type: ExportType):
         from google.cloud import bigquery
 
         self.ensure_dataset()
@@ -74,8 +78,10 @@ class BigQueryWarehouse(BigQueryClient):
                 *source,
                 bigquery.SchemaField(EXPORT_DATE, "DATE"),
                 bigquery.SchemaField(EVENT_DATE, "DATE"),
+                bigquery.SchemaField(UUID_KEY, "BYTES"),
             ],
         )
+        canonical.labels = {KEYS_FILLED: "v1"}  # a table created with the key needs no migration
         canonical.time_partitioning = bigquery.TimePartitioning(field=EXPORT_DATE)
         canonical.clustering_fields = CLUSTERING[export_type]
         raw = self.client.create_table(raw, exists_ok=True)
@@ -86,6 +92,20 @@ class BigQueryWarehouse(BigQueryClient):
             )
         if canonical.time_partitioning is None or canonical.time_partitioning.field != EXPORT_DATE:
             raise layout_error(canonical.full_table_id, f"canonical must be partitioned by {EXPORT_DATE}")
+        return canonical
+
+    def fill_uuid_keys(self, canonical) -> JobStats:
+        """Migrate a canonical table of an earlier release: add ``uuid_key`` and fill it in one UPDATE
+        (idempotent), then label the table, so a crash before the label only repeats the UPDATE."""
+        if (canonical.labels or {}).get(KEYS_FILLED):
+            return JobStats()
+        table = self.ref(canonical.table_id)
+        _, stats = self.run_query(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {UUID_KEY} BYTES")
+        _, filled = self.run_query(sql.fill_uuid_keys(table))
+        canonical = self.client.get_table(self.table_id(canonical.table_id))
+        canonical.labels = {**(canonical.labels or {}), KEYS_FILLED: "v1"}
+        self.client.update_table(canonical, ["labels"])
+        return stats + filled
 
     def load_job_config(self, write_disposition: str = "WRITE_TRUNCATE"):
         """Parquet, list inference, maps as ARRAY<STRUCT<key, value>>, new columns allowed."""
@@ -139,7 +159,7 @@ class BigQueryWarehouse(BigQueryClient):
         raw = self.client.get_table(self.table_id(names.raw))
         canonical = self.client.get_table(self.table_id(names.canonical))
         have = {f.name for f in canonical.schema}
-        source = [f for f in raw.schema if f.name not in self.non_source_columns]
+        source = [f for f in raw.schema if f.name not in self.non_source_columns]  # raw has no uuid_key
         new = [f for f in source if f.name not in have]
         stats = JobStats()
         if new:
@@ -177,7 +197,7 @@ class BigQueryWarehouse(BigQueryClient):
     def merge_canonical(
         self, export_type: ExportType, day: dt.date, horizon_days: int, history: LoadHistoryRow | None = None
     ) -> MergeStats:
-        self.ensure_tables(export_type)
+        migrated = self.fill_uuid_keys(self.ensure_tables(export_type))
         columns, added, ddl = self.sync_canonical_columns(export_type)
         ((day_rows, unique, nulls, held),), stats = self.run_query(
             self._planned(export_type, day, horizon_days, "day_stats")
@@ -203,7 +223,7 @@ class BigQueryWarehouse(BigQueryClient):
             inserted,
             window,
             added,
-            ddl + stats + job_stats(job),
+            migrated + ddl + stats + job_stats(job),
             rewritten=rewritten,
             removed=removed,
         )
@@ -246,17 +266,20 @@ class BigQueryWarehouse(BigQueryClient):
         return self._key_counts(self._planned(export_type, day, 0, "canonical_key_counts"))
 
     def not_in_raw(self, export_type: ExportType, day: dt.date) -> tuple[int, tuple[str, ...]]:
-        ((n, examples),), _ = self.run_query(self._planned(export_type, day, 0, "not_in_raw"))
-        return int(n), tuple(str(u) for u in examples or ())
+        return self._not_in_raw(export_type, day)[:2]
 
-    def duplicate_uuids(
-        self, export_type: ExportType, day: dt.date, horizon_days: int
-    ) -> list[tuple[str, int]]:
-        rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "duplicate_uuids"))
-        return [(str(u), int(n)) for u, n in rows]
+    def _not_in_raw(self, export_type: ExportType, day: dt.date) -> tuple[int, tuple[str, ...], int]:
+        ((n, examples, bad_keys),), _ = self.run_query(self._planned(export_type, day, 0, "not_in_raw"))
+        return int(n), tuple(str(u) for u in examples or ()), int(bad_keys or 0)
 
-    def missing_from_canonical(
+    def canonical_findings(
         self, export_type: ExportType, day: dt.date, horizon_days: int
-    ) -> dict[str | None, int]:
-        rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "missing_from_canonical"))
-        return keyed_counts(rows)
+    ) -> tuple[DaySummary, CanonicalFindings]:
+        rows, _ = self.run_query(self._planned(export_type, day, horizon_days, "canonical_findings"))
+        raw = keyed_counts((v, n) for kind, v, n, _ in rows if kind == "raw")
+        missing = keyed_counts((v, n) for kind, v, n, _ in rows if kind == "missing")
+        dups = sorted((uuid_text(bytes(k)), int(n)) for kind, _, n, k in rows if kind == "duplicate")
+        unkeyed = sum(int(n) for kind, _, n, _ in rows if kind == "unkeyed")
+        stale, examples, bad_keys = self._not_in_raw(export_type, day)
+        found = CanonicalFindings(missing, dups, stale, examples, unkeyed + bad_keys)
+        return DaySummary(sum(raw.values()), raw), found

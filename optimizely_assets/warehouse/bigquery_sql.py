@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.warehouse.base import EVENT_DATE, EXPORT_DATE, OrderColumn, winner_order
+from optimizely_assets.warehouse.uuid_key import UUID_KEY, bigquery_expr
 
 
 def q(name: str) -> str:
@@ -71,21 +72,26 @@ def merge_canonical(
     The window filter sits in the ON clause, on the target's partitioning column, and the
     UPDATE and DELETE clauses carry the day's own constant filter, as the DML documentation
     describes for pruning a MERGE's target (preflight's dry run shows the bytes on a project).
+    The target is matched on ``uuid_key`` (19 billed bytes a row, not the uuid's 38) and no other
+    of its columns is read over the window: the key is exact, so a matched row's uuid is the
+    source's and is not set again.
     """
     order = ", ".join(_order_key(c) for c in winner_order(export_type))
-    target = [*columns, EXPORT_DATE, EVENT_DATE]
+    target = [*columns, EXPORT_DATE, EVENT_DATE, UUID_KEY]
+    unchanged = (EXPORT_DATE, "uuid", UUID_KEY)
     return f"""MERGE {canonical} AS T
 USING (
   SELECT {", ".join(q(c) for c in columns)},
          {lit(day)} AS {EXPORT_DATE},
-         DATE(COALESCE(`timestamp`, process_timestamp)) AS {EVENT_DATE}
+         DATE(COALESCE(`timestamp`, process_timestamp)) AS {EVENT_DATE},
+         {bigquery_expr("uuid")} AS {UUID_KEY}
   FROM {raw}
   WHERE {raw_day} AND uuid IS NOT NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY uuid ORDER BY {order}) = 1
 ) AS S
-ON T.uuid = S.uuid AND T.{_between(window)}
+ON T.{UUID_KEY} = S.{UUID_KEY} AND T.{_between(window)}
 WHEN MATCHED AND T.{EXPORT_DATE} = {lit(day)} THEN
-  UPDATE SET {", ".join(f"{q(c)} = S.{q(c)}" for c in target if c != EXPORT_DATE)}
+  UPDATE SET {", ".join(f"{q(c)} = S.{q(c)}" for c in target if c not in unchanged)}
 WHEN NOT MATCHED BY TARGET THEN
   INSERT ({", ".join(q(c) for c in target)})
   VALUES ({", ".join(f"S.{q(c)}" for c in target)})
@@ -106,31 +112,48 @@ def canonical_key_counts(canonical: str, key: str, day: dt.date) -> str:
 
 
 def not_in_raw(raw: str, canonical: str, raw_day: str, day: dt.date) -> str:
-    """Canonical's uuids of the day that raw's day lacks: (count, first 20 by uuid)."""
+    """Canonical's uuids of the day that raw's day lacks (count, first 20 by uuid), and the day's
+    rows whose ``uuid_key`` is not their uuid's: the day's partition only."""
     return (
-        f"SELECT COUNT(*), ARRAY_AGG(c.uuid ORDER BY c.uuid LIMIT 20) FROM {canonical} AS c "
+        f"SELECT COUNT(*), ARRAY_AGG(c.uuid ORDER BY c.uuid LIMIT 20), "
+        f"(SELECT COUNTIF({UUID_KEY} IS NULL OR {UUID_KEY} != {bigquery_expr('uuid')}) FROM {canonical} "
+        f"WHERE {EXPORT_DATE} = {lit(day)}) FROM {canonical} AS c "
         f"LEFT JOIN (SELECT DISTINCT uuid FROM {raw} WHERE {raw_day}) AS r ON r.uuid = c.uuid "
         f"WHERE c.{EXPORT_DATE} = {lit(day)} AND r.uuid IS NULL"
     )
 
 
-def duplicate_uuids(canonical: str, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
-    return (
-        f"SELECT uuid, COUNT(*) FROM {canonical} WHERE {_between(window)} "
-        f"AND uuid IN (SELECT uuid FROM {canonical} WHERE {EXPORT_DATE} = {lit(day)}) "
-        f"GROUP BY uuid HAVING COUNT(*) > 1 ORDER BY uuid LIMIT 20"
-    )
+def canonical_findings(raw: str, canonical: str, key: str, raw_day: str, day: dt.date, window) -> str:
+    """One statement for the canonical checks, as (kind, value, n, uuid_key): raw rows per key value
+    (``raw``), raw uuids canonical lacks per key value (``missing``), keys of the day found more than
+    once in the window (``duplicate``: the key is decoded to its uuid in Python) and window rows
+    without a key (``unkeyed``).
+
+    Of canonical it references ``uuid_key`` and ``export_date`` only: BigQuery bills each referenced
+    column over the partitions scanned, and the window is 2H + 1 of them.
+    """
+    return f"""WITH day_raw AS (
+  SELECT uuid, {q(key)} AS k, {bigquery_expr("uuid")} AS {UUID_KEY} FROM {raw} WHERE {raw_day} AND uuid IS NOT NULL
+),
+hits AS (
+  SELECT {UUID_KEY}, COUNT(*) AS n, LOGICAL_OR({EXPORT_DATE} = {lit(day)}) AS on_day FROM {canonical}
+  WHERE {_between(window)} AND ({UUID_KEY} IS NULL OR {UUID_KEY} IN (
+    SELECT {UUID_KEY} FROM day_raw UNION DISTINCT SELECT {UUID_KEY} FROM {canonical} WHERE {EXPORT_DATE} = {lit(day)}))
+  GROUP BY {UUID_KEY}
+)
+SELECT 'raw' AS kind, {q(key)} AS value, COUNT(*) AS n, CAST(NULL AS BYTES) AS {UUID_KEY} FROM {raw} WHERE {raw_day} GROUP BY 2
+UNION ALL
+SELECT 'missing', r.k, COUNT(DISTINCT r.uuid), NULL FROM day_raw AS r
+  LEFT JOIN hits AS h ON h.{UUID_KEY} = r.{UUID_KEY} WHERE h.{UUID_KEY} IS NULL GROUP BY 2
+UNION ALL
+(SELECT 'duplicate', NULL, n, {UUID_KEY} FROM hits WHERE on_day AND n > 1 ORDER BY {UUID_KEY} LIMIT 20)
+UNION ALL
+SELECT 'unkeyed', NULL, IFNULL(SUM(n), 0), NULL FROM hits WHERE {UUID_KEY} IS NULL"""
 
 
-def missing_from_canonical(
-    raw: str, canonical: str, key: str, raw_day: str, window: tuple[dt.date, dt.date]
-) -> str:
-    return (
-        f"SELECT r.{q(key)}, COUNT(DISTINCT r.uuid) FROM "
-        f"(SELECT uuid, {q(key)} FROM {raw} WHERE {raw_day} AND uuid IS NOT NULL) AS r "
-        f"LEFT JOIN (SELECT uuid FROM {canonical} WHERE {_between(window)}) AS t ON t.uuid = r.uuid "
-        f"WHERE t.uuid IS NULL GROUP BY 1"
-    )
+def fill_uuid_keys(canonical: str) -> str:
+    """The migration of a canonical table from before ``uuid_key``: one statement, idempotent."""
+    return f"UPDATE {canonical} SET {UUID_KEY} = {bigquery_expr('uuid')} WHERE {UUID_KEY} IS NULL"
 
 
 _DDL_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
@@ -201,7 +224,6 @@ def day_queries(
         ),
         PlannedQuery("raw_key_counts", raw_key_counts(raw, key, raw_day)),
         PlannedQuery("canonical_key_counts", canonical_key_counts(canonical, key, day)),
-        PlannedQuery("duplicate_uuids", duplicate_uuids(canonical, day, window)),
-        PlannedQuery("missing_from_canonical", missing_from_canonical(raw, canonical, key, raw_day, window)),
+        PlannedQuery("canonical_findings", canonical_findings(raw, canonical, key, raw_day, day, window)),
         PlannedQuery("not_in_raw", not_in_raw(raw, canonical, raw_day, day)),
     ]

@@ -37,6 +37,7 @@ from optimizely_assets.warehouse.base import (
 from optimizely_assets.warehouse.duckdb_attach import ALIAS, attach
 from optimizely_assets.warehouse.duckdb_schema import widen
 from optimizely_assets.warehouse.history import LoadHistoryRow
+from optimizely_assets.warehouse.uuid_key import UUID_KEY
 
 # Files per read_parquet statement: one over 10,000 files holds all their metadata; batches in one
 # transaction keep memory flat and the day atomic. 1,000 small files load ~45% faster in one than five.
@@ -135,8 +136,14 @@ class DuckDBWarehouse(Warehouse):
         for stmt in [*sql.create_tables(export_type), load_history.create_table(load_history.TABLE, False)]:
             con.execute(stmt)
         for table in (t.raw, t.canonical):
-            if EXPORT_DATE not in self._columns(con, table):
+            columns = self._columns(con, table)
+            if EXPORT_DATE not in columns:
                 raise layout_error(f"{Path(self.path).name}: {table}", f"no {EXPORT_DATE} column")
+        if UUID_KEY not in columns:  # canonical of an earlier release: add and fill its keys, atomically
+            con.execute("BEGIN TRANSACTION")
+            con.execute(sql.add_column(t.canonical, UUID_KEY, "BLOB"))
+            con.execute(sql.fill_uuid_keys(export_type))
+            con.execute("COMMIT")
 
     @staticmethod
     def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
@@ -240,23 +247,6 @@ class DuckDBWarehouse(Warehouse):
     def canonical_day(self, export_type: ExportType, day: dt.date) -> DaySummary:
         return self._key_counts(table_names(export_type).canonical, export_type.key_column, day)
 
-    def duplicate_uuids(
-        self, export_type: ExportType, day: dt.date, horizon_days: int
-    ) -> list[tuple[str, int]]:
-        with self.connect() as con:
-            rows = con.execute(
-                sql.duplicate_uuids(export_type, day, dedup_window(day, horizon_days))
-            ).fetchall()
-        return [(str(u), int(n)) for u, n in rows]
-
-    def missing_from_canonical(
-        self, export_type: ExportType, day: dt.date, horizon_days: int
-    ) -> dict[str | None, int]:
-        window = dedup_window(day, horizon_days)
-        with self.connect() as con:
-            rows = con.execute(sql.missing_from_canonical(export_type, day, window)).fetchall()
-        return keyed_counts(rows)
-
     def canonical_findings(
         self, export_type: ExportType, day: dt.date, horizon_days: int
     ) -> tuple[DaySummary, CanonicalFindings]:
@@ -269,7 +259,8 @@ class DuckDBWarehouse(Warehouse):
         missing = keyed_counts((k, n) for kind, k, n in rows if kind == "missing")
         dups = sorted((str(u), int(n)) for kind, u, n in rows if kind == "duplicate")
         stale = tuple(str(u) for u in examples or ())
-        return DaySummary(sum(raw.values()), raw), CanonicalFindings(missing, dups, int(n), stale)
+        unkeyed = sum(int(n) for kind, _, n in rows if kind == "unkeyed")
+        return DaySummary(sum(raw.values()), raw), CanonicalFindings(missing, dups, int(n), stale, unkeyed)
 
     def not_in_raw(self, export_type: ExportType, day: dt.date) -> tuple[int, tuple[str, ...]]:
         with self.connect() as con:

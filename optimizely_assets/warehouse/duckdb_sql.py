@@ -13,6 +13,7 @@ from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.e3.schemas import SCHEMAS, duckdb_type
 from optimizely_assets.warehouse.analysis_sql import string_literal
 from optimizely_assets.warehouse.base import EVENT_DATE, EXPORT_DATE, OrderColumn, table_names, winner_order
+from optimizely_assets.warehouse.uuid_key import UUID_KEY, duckdb_expr
 
 
 def q(name: str) -> str:
@@ -40,8 +41,15 @@ def create_tables(export_type: ExportType) -> list[str]:
     cols = ",\n  ".join(f"{q(f.name)} {column_type(f)}" for f in SCHEMAS[export_type])
     return [
         f"CREATE TABLE IF NOT EXISTS {t.raw} (\n  {cols},\n  {EXPORT_DATE} DATE\n)",
-        f"CREATE TABLE IF NOT EXISTS {t.canonical} (\n  {cols},\n  {EXPORT_DATE} DATE,\n  {EVENT_DATE} DATE\n)",
+        f"CREATE TABLE IF NOT EXISTS {t.canonical} (\n  {cols},\n  {EXPORT_DATE} DATE,\n  {EVENT_DATE} DATE,\n"
+        f"  {UUID_KEY} BLOB\n)",
     ]
+
+
+def fill_uuid_keys(export_type: ExportType) -> str:
+    """The migration of a canonical table from before ``uuid_key``: one statement, idempotent."""
+    c = table_names(export_type).canonical
+    return f"UPDATE {c} SET {UUID_KEY} = {duckdb_expr('uuid')} WHERE {UUID_KEY} IS NULL AND uuid IS NOT NULL"
 
 
 def add_column(table: str, name: str, type_sql: str) -> str:
@@ -93,8 +101,9 @@ def day_uuids(export_type: ExportType, day: dt.date) -> str:
     """
     return (
         f"CREATE OR REPLACE TEMP TABLE day_uuids AS\n"
+        f"SELECT uuid, {duckdb_expr('uuid')} AS {UUID_KEY}, n, rid FROM (\n"
         f"SELECT uuid, count(*) AS n, min(rowid) AS rid\n"
-        f"FROM {table_names(export_type).raw} WHERE {EXPORT_DATE} = {lit(day)} AND uuid IS NOT NULL GROUP BY uuid"
+        f"FROM {table_names(export_type).raw} WHERE {EXPORT_DATE} = {lit(day)} AND uuid IS NOT NULL GROUP BY uuid)"
     )
 
 
@@ -116,12 +125,13 @@ def _order_key(c: OrderColumn) -> str:
 
 
 def window_hits(export_type: ExportType, window: tuple[dt.date, dt.date], uuids_table: str) -> str:
-    """Canonical's uuids in the dedup window that are among ``uuids_table``'s: the probe the MERGE
-    and the canonical checks each make, and the part of a day's cost that day 1 (no window) lacks."""
+    """Canonical's keys in the dedup window that are among ``uuids_table``'s: the probe the MERGE
+    and the canonical checks each make, and the part of a day's cost that day 1 (no window) lacks.
+    Keys, not the uuid strings: 17 bytes, not 36 (uuid_key.py); the encoding is exact."""
     return (
-        f"SELECT uuid FROM {table_names(export_type).canonical}\n"
+        f"SELECT {UUID_KEY} FROM {table_names(export_type).canonical}\n"
         f"  WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}"
-        f" AND uuid IN (SELECT uuid FROM {uuids_table})"
+        f" AND {UUID_KEY} IN (SELECT {UUID_KEY} FROM {uuids_table})"
     )
 
 
@@ -137,11 +147,11 @@ def merge_canonical(
     t = table_names(export_type)
     d = lit(day)
     order = ", ".join(_order_key(c) for c in winner_order(export_type))
-    target = [*columns, EXPORT_DATE, EVENT_DATE]
+    target = [*columns, EXPORT_DATE, EVENT_DATE, UUID_KEY]
     return f"""
 INSERT INTO {t.canonical} ({", ".join(q(c) for c in target)})
 WITH hits AS ({window_hits(export_type, window, DAY_UUIDS)}),
-fresh AS (SELECT u.uuid, u.n, u.rid FROM {DAY_UUIDS} AS u ANTI JOIN hits AS h ON h.uuid = u.uuid),
+fresh AS (SELECT u.uuid, u.n, u.rid FROM {DAY_UUIDS} AS u ANTI JOIN hits AS h ON h.{UUID_KEY} = u.{UUID_KEY}),
 winners AS (
   SELECT rid FROM fresh WHERE n = 1
   UNION ALL
@@ -153,7 +163,8 @@ winners AS (
 )
 SELECT {", ".join(f"r.{q(c)}" for c in columns)},
        r.{EXPORT_DATE} AS {EXPORT_DATE},
-       CAST(coalesce(r."timestamp", r.process_timestamp) AS DATE) AS {EVENT_DATE}
+       CAST(coalesce(r."timestamp", r.process_timestamp) AS DATE) AS {EVENT_DATE},
+       {duckdb_expr("r.uuid")} AS {UUID_KEY}
 FROM {t.raw} AS r
 WHERE r.{EXPORT_DATE} = {d} AND r.rowid IN (SELECT rid FROM winners)
 """
@@ -187,64 +198,56 @@ def key_counts(table: str, key: str, day: dt.date) -> str:
     return f"SELECT {q(key)}, count(*) FROM {table} WHERE {EXPORT_DATE} = {lit(day)} GROUP BY 1"
 
 
-def duplicate_uuids(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
-    c = table_names(export_type).canonical
-    return (
-        f"SELECT uuid, count(*) FROM {c}\n"
-        f"WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}\n"
-        f"  AND uuid IN (SELECT uuid FROM {c} WHERE {EXPORT_DATE} = {lit(day)})\n"
-        f"GROUP BY uuid HAVING count(*) > 1 ORDER BY uuid LIMIT 20"
-    )
-
-
-def missing_from_canonical(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
-    t = table_names(export_type)
-    return (
-        f"SELECT r.{q(export_type.key_column)}, count(DISTINCT r.uuid) FROM {t.raw} AS r\n"
-        f"ANTI JOIN (SELECT uuid FROM {t.canonical}\n"
-        f"           WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}) AS c\n"
-        f"  ON c.uuid = r.uuid\n"
-        f"WHERE r.{EXPORT_DATE} = {lit(day)} AND r.uuid IS NOT NULL GROUP BY 1"
-    )
-
-
 CHECKED_UUIDS = "temp.main.checked_uuids"  # see checked_uuids
 
 
 def checked_uuids(export_type: ExportType, day: dt.date) -> str:
-    """The uuids the canonical checks are about (the day's, in raw or canonical), as a temp table:
-    its exact row count makes the window probe build on them, as in ``day_uuids``."""
+    """The uuids the canonical checks are about (the day's, in raw or canonical) with their keys, as
+    a temp table: its exact row count makes the window probe build on them, as in ``day_uuids``."""
     t = table_names(export_type)
     d = lit(day)
     return (
         f"CREATE OR REPLACE TEMP TABLE checked_uuids AS\n"
+        f"SELECT uuid, {duckdb_expr('uuid')} AS {UUID_KEY} FROM (\n"
         f"SELECT uuid FROM {t.raw} WHERE {EXPORT_DATE} = {d} AND uuid IS NOT NULL\n"
-        f"UNION SELECT uuid FROM {t.canonical} WHERE {EXPORT_DATE} = {d}"
+        f"UNION SELECT uuid FROM {t.canonical} WHERE {EXPORT_DATE} = {d})"
     )
 
 
 def canonical_findings(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
-    """One statement for the canonical checks: rows per key of the raw day (``raw``), uuids
-    canonical lacks per key (``missing``) and duplicated uuids (``duplicate``), as (kind, value, n).
+    """One statement for the canonical checks, as (kind, value, n): rows per key of the raw day
+    (``raw``), uuids canonical lacks per key (``missing``), duplicated uuids (``duplicate``), and
+    rows whose key cannot be trusted (``unkeyed``: none in the window, or not the day's uuid's).
 
-    Runs after ``checked_uuids``. The window is read once, for those uuids only: both findings are
-    about them, and a semi join on them keeps the window's other rows out.
+    Runs after ``checked_uuids``. The window is read once, keys only, for those uuids and rows
+    without a key; uuid text comes from the day's own rows (a key has exactly one uuid).
     """
     t = table_names(export_type)
     k, d = q(export_type.key_column), lit(day)
+    between = f"{EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}"
     return f"""
 WITH day_raw AS (SELECT uuid, {k} AS k FROM {t.raw} WHERE {EXPORT_DATE} = {d}),
-hits AS MATERIALIZED ({window_hits(export_type, window, CHECKED_UUIDS)}),
+hits AS MATERIALIZED (
+  SELECT {UUID_KEY} FROM {t.canonical} WHERE {between}
+  AND ({UUID_KEY} IS NULL OR {UUID_KEY} IN (SELECT {UUID_KEY} FROM {CHECKED_UUIDS}))
+),
+found AS (SELECT uuid FROM {CHECKED_UUIDS} WHERE {UUID_KEY} IN (SELECT {UUID_KEY} FROM hits)),
 dups AS (
-  SELECT uuid, count(*) AS n FROM hits WHERE uuid IN (SELECT uuid FROM {t.canonical} WHERE {EXPORT_DATE} = {d})
-  GROUP BY uuid HAVING count(*) > 1 ORDER BY uuid LIMIT 20
+  SELECT ch.uuid, h.n FROM (
+    SELECT {UUID_KEY}, count(*) AS n FROM hits
+    WHERE {UUID_KEY} IN (SELECT {UUID_KEY} FROM {t.canonical} WHERE {EXPORT_DATE} = {d})
+    GROUP BY 1 HAVING count(*) > 1
+  ) AS h JOIN {CHECKED_UUIDS} AS ch ON ch.{UUID_KEY} = h.{UUID_KEY} ORDER BY ch.uuid LIMIT 20
 )
 SELECT 'raw' AS kind, k, count(*) FROM day_raw GROUP BY k
 UNION ALL
-SELECT 'missing', r.k, count(DISTINCT r.uuid) FROM day_raw AS r ANTI JOIN hits AS c ON c.uuid = r.uuid
+SELECT 'missing', r.k, count(DISTINCT r.uuid) FROM day_raw AS r ANTI JOIN found AS f ON f.uuid = r.uuid
 WHERE r.uuid IS NOT NULL GROUP BY r.k
 UNION ALL
 SELECT 'duplicate', uuid, n FROM dups
+UNION ALL
+SELECT 'unkeyed', NULL, (SELECT count(*) FROM hits WHERE {UUID_KEY} IS NULL) + (
+  SELECT count(*) FROM {t.canonical} WHERE {EXPORT_DATE} = {d} AND {UUID_KEY} IS DISTINCT FROM {duckdb_expr("uuid")})
 """
 
 
@@ -258,8 +261,6 @@ def dry_run_queries(export_type: ExportType, day: dt.date, window: tuple[dt.date
         "delete_canonical_day": delete_canonical_day(export_type, day),
         "merge_canonical": merge_canonical(export_type, day, window, [f.name for f in SCHEMAS[export_type]]),
         "raw_key_counts": key_counts(t.raw, export_type.key_column, day),
-        "duplicate_uuids": duplicate_uuids(export_type, day, window),
-        "missing_from_canonical": missing_from_canonical(export_type, day, window),
         "checked_uuids": checked_uuids(export_type, day),
         "canonical_findings": canonical_findings(export_type, day, window),
         "not_in_raw": not_in_raw(export_type, day),
