@@ -135,7 +135,7 @@ def test_case_variants_are_distinct_uuids_in_either_load_order(tmp_path, reverse
 
     wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     days = list(reversed(DAYS[:2])) if reverse else DAYS[:2]
-    for day, uuids in zip(DAYS[:2], ([LOWER, MIXED], [UPPER, LOWER, MIXED.lower()])):
+    for day, uuids in zip(DAYS[:2], ([LOWER, MIXED], [UPPER, LOWER, MIXED.lower()]), strict=True):
         table = partition_table(T, "1", len(uuids), day, seed=1)
         table = table.set_column(table.column_names.index("uuid"), "uuid", [uuids])
         pq.write_table(table, tmp_path / f"{day}.parquet")

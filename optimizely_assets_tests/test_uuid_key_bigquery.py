@@ -12,16 +12,12 @@ from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.e3.schemas import bigquery_source_fields
 from optimizely_assets.warehouse.bigquery import KEYS_FILLED
 from optimizely_assets.warehouse.uuid_key import bigquery_expr, uuid_key
-from optimizely_assets_tests.test_bigquery_emulator import (  # noqa: F401 - fixtures
-    DAYS,
-    SPEC,
-    emulator,
-    seed_raw,
-    warehouse,
-)
+from optimizely_assets_tests import test_bigquery_emulator as emulated
+from optimizely_assets_tests.test_bigquery_emulator import DAYS, SPEC, seed_raw
 from optimizely_assets_tests.test_uuid_key import _fuzz
 
 T = ExportType.DECISIONS
+emulator, warehouse = emulated.emulator, emulated.warehouse  # its fixtures, for this module too
 
 
 def test_the_emulator_computes_the_key_as_defined(warehouse):
