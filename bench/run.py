@@ -9,7 +9,8 @@
    Copy (bench/copy_throughput.py): the S3 -> GCS stream vs a plain byte copy, 1/4/8 workers.
 2. Peak RSS of one day made of a single ~2 GB, single-row-group file, vs pandas reading it.
 3. Canonical MERGE: a day with 1970/2099 client clocks vs the clean day, and day 365 vs day 1
-   (bench/merge.py).
+   (bench/merge.py). BigQuery bytes of a day's MERGE and checks at a full window, this release's
+   statements vs the previous release's (bench/bigquery_bytes.py).
 4. `_SUCCESS` sensor tick over 3 years of dates on an S3 server, vs HEAD-ing every date.
 5. experiment_metrics for 1 M units: one aggregate query, vs a tenth of the units and vs pulling
    one row per unit into pandas (bench/metrics.py).
@@ -112,7 +113,18 @@ def bench_sensor(work: Path, years: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    choices = ["peers", "files", "copy", "throughput", "memory", "merge", "sensor", "metrics", "mixpanel"]
+    choices = [
+        "peers",
+        "files",
+        "copy",
+        "throughput",
+        "memory",
+        "merge",
+        "bytes",
+        "sensor",
+        "metrics",
+        "mixpanel",
+    ]
     parser.add_argument("--only", choices=choices, action="append")
     args = parser.parse_args(argv)
     only = set(args.only or choices)
@@ -214,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"day 365 / day 1 (empty window on day 1): {r['ratio_vs_day1']} (target <= 1.2); "
                 f"on DuckDB's default storage: {r['default_storage_ratio_vs_day1']}"
             )
+        if "bytes" in only:
+            from bench.bigquery_bytes import bench_bigquery_bytes, report
+
+            results["bigquery_bytes"] = bench_bigquery_bytes(rows=5_000 if args.quick else 20_000)
+            report(results["bigquery_bytes"])
         if "sensor" in only:
             results["sensor"] = bench_sensor(work, years=1 if args.quick else 3)
             r = results["sensor"]
