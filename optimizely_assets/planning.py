@@ -34,6 +34,7 @@ DEFAULT_RUN_OVERHEAD_S = 60.0
 LOGICAL_PER_PARQUET_BYTE = 4.0
 PARQUET_BYTES_PER_ROW = 65.0
 UUID_BYTES = 38  # a 36-character uuid string, as BigQuery bills it (2 + length)
+UUID_KEY_BYTES = 19  # its uuid_key (BYTES: 2 + a tag byte + 16), what the window probes read
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,11 @@ def plan(
         # (its own table, its own quota) and one query job into raw: raw still sees one write.
         jobs[raw] = jobs.get(raw, 0) + (1 if x.files else 0)
         rows = x.bytes / PARQUET_BYTES_PER_ROW
-        # MERGE reads the raw day and the uuids of the canonical window; checks read keys and uuids.
-        processed += x.bytes * LOGICAL_PER_PARQUET_BYTE + (2 * horizon_days + 1) * rows * UUID_BYTES * 2
+        # The MERGE reads the raw day and the window's keys and export dates; the checks the window's once more.
+        processed += (
+            x.bytes * LOGICAL_PER_PARQUET_BYTE
+            + (2 * horizon_days + 1) * rows * (UUID_KEY_BYTES + DATE_BYTES) * 2
+        )
     run_seconds = (
         sum(per_day_bytes.values()) / len(days) / (copy_mb_per_s * 1e6) + run_overhead_s if days else 0.0
     )
@@ -193,10 +197,10 @@ def price_day(rows: int, parquet_bytes: int, horizon_days: int) -> dict[str, int
     figure the same day costs later, when each of the 2H+1 export days holds about as many rows."""
     window_rows = (2 * horizon_days + 1) * rows
     raw_day = int(parquet_bytes * LOGICAL_PER_PARQUET_BYTE)
-    probe = window_rows * (UUID_BYTES + DATE_BYTES)  # uuid and export_date over the window
+    probe = window_rows * (UUID_KEY_BYTES + DATE_BYTES)  # uuid_key and export_date over the window
     return {
         "merge_canonical": raw_day + probe,
-        "canonical checks": 2 * probe + rows * (UUID_BYTES + KEY_BYTES) * 2,
+        "canonical checks": probe + rows * (UUID_BYTES + KEY_BYTES) * 2,
     }
 
 

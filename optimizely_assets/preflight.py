@@ -147,7 +147,10 @@ class Preflight:
 
     def _dry(self, export_type: ExportType, day: dt.date) -> str:
         plans = self.warehouse.dry_run(export_type, day, self.horizon_days)
-        return ", ".join(f"{name} {human_size(b)}" for name, b in plans)
+        # What a day bills on this project now: every statement but the raw DELETE a load job replaces.
+        day_total = sum(b or 0 for name, b in plans if name != "delete_raw_day")
+        said = ", ".join(f"{name} {human_size(b)}" for name, b in plans)
+        return f"{said}; the day's MERGE and checks together {human_size(day_total)}"
 
     def _dry_more(self, export_type: ExportType, day: dt.date) -> str:
         """The ALTER, load_history, scratch-copy and (with decisions) analysis statements of the day."""

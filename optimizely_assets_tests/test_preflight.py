@@ -75,6 +75,7 @@ def test_preflight_on_the_emulators_checks_every_step_the_emulators_can_run(
     assert "time travel for 168 h, then 7 days of fail-safe" in got["warehouse dataset and tables"]
     assert "decisions: 2024-01-02 (2 days listed)" in got["latest exported day"]
     assert "merge_canonical" in got["dry run events 2024-01-02"]
+    assert "the day's MERGE and checks together" in got["dry run events 2024-01-02"]
     # The rest of a day: the ALTER, load_history, the scratch copy, the analysis run (with decisions).
     rest = got["dry run rest decisions 2024-01-02"]
     assert rest.startswith("ok") and all(
