@@ -151,22 +151,22 @@ def merge_canonical(
     return f"""
 INSERT INTO {t.canonical} ({", ".join(q(c) for c in target)})
 WITH hits AS ({window_hits(export_type, window, DAY_UUIDS)}),
-fresh AS (SELECT u.uuid, u.n, u.rid FROM {DAY_UUIDS} AS u ANTI JOIN hits AS h ON h.{UUID_KEY} = u.{UUID_KEY}),
+fresh AS (SELECT u.* FROM {DAY_UUIDS} AS u ANTI JOIN hits AS h ON h.{UUID_KEY} = u.{UUID_KEY}),
 winners AS (
-  SELECT rid FROM fresh WHERE n = 1
+  SELECT rid, {UUID_KEY} FROM fresh WHERE n = 1
   UNION ALL
-  SELECT rid FROM (
-    SELECT r.rowid AS rid, row_number() OVER (PARTITION BY r.uuid ORDER BY {order}) AS rn
+  SELECT w.rid, f.{UUID_KEY} FROM (
+    SELECT r.rowid AS rid, r.uuid, row_number() OVER (PARTITION BY r.uuid ORDER BY {order}) AS rn
     FROM {t.raw} AS r
     WHERE r.{EXPORT_DATE} = {d} AND r.uuid IN (SELECT uuid FROM fresh WHERE n > 1)
-  ) WHERE rn = 1
+  ) AS w JOIN fresh AS f ON f.uuid = w.uuid WHERE w.rn = 1
 )
 SELECT {", ".join(f"r.{q(c)}" for c in columns)},
        r.{EXPORT_DATE} AS {EXPORT_DATE},
        CAST(coalesce(r."timestamp", r.process_timestamp) AS DATE) AS {EVENT_DATE},
-       {duckdb_expr("r.uuid")} AS {UUID_KEY}
-FROM {t.raw} AS r
-WHERE r.{EXPORT_DATE} = {d} AND r.rowid IN (SELECT rid FROM winners)
+       w.{UUID_KEY}
+FROM {t.raw} AS r JOIN winners AS w ON r.rowid = w.rid
+WHERE r.{EXPORT_DATE} = {d}
 """
 
 
