@@ -30,11 +30,13 @@ from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse import dedup_window
 from optimizely_assets.warehouse import duckdb_sql as sql
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+from optimizely_assets.warehouse.uuid_key import duckdb_expr
 
 START = dt.date(2024, 1, 1)
 HORIZON = 30
 T = ExportType.DECISIONS
 COLUMNS = ", ".join(sql.q(f.name) for f in SCHEMAS[T])
+KEY = duckdb_expr("uuid")  # history as the MERGE writes it: with its uuid_key
 
 
 def _fill_raw(wh: DuckDBWarehouse, first: dt.date, days: int, rows_per_day: int, offset: int = 0) -> None:
@@ -145,17 +147,22 @@ def _timed_new_day(
 def _timed_window_probes(wh: DuckDBWarehouse, day: dt.date, files: list[StagedFile]) -> dict[str, float]:
     """The dedup window's probe alone, as a new day meets it: on a fresh attach (the MERGE's, cold)
     and again on the same connection (the checks', warm). Day 1 has no window; these two are the
-    least that any later day costs more, while canonical's uuids are probed as the strings they are."""
+    least that any later day costs more. Beside them, the same probes on the uuid strings (the
+    previous release's), on the next fresh attach."""
     wh.load_raw_day(T, day, files, [])
-    probe = f"SELECT count(*) FROM ({sql.window_hits(T, dedup_window(day, HORIZON), sql.DAY_UUIDS)})"
-    with wh.connect() as con:
-        con.execute(sql.day_uuids(T, day))
-        t0 = time.perf_counter()
-        con.execute(probe).fetchone()
-        t1 = time.perf_counter()
-        con.execute(probe).fetchone()
-        t2 = time.perf_counter()
-    return {"probe_cold_s": t1 - t0, "probe_warm_s": t2 - t1}
+    by_key = f"SELECT count(*) FROM ({sql.window_hits(T, dedup_window(day, HORIZON), sql.DAY_UUIDS)})"
+    by_text = by_key.replace("uuid_key", "uuid")
+    out = {}
+    for name, probe in (("probe", by_key), ("string_probe", by_text)):
+        with wh.connect() as con:
+            con.execute(sql.day_uuids(T, day))
+            t0 = time.perf_counter()
+            con.execute(probe).fetchone()
+            t1 = time.perf_counter()
+            con.execute(probe).fetchone()
+            t2 = time.perf_counter()
+        out.update({f"{name}_cold_s": t1 - t0, f"{name}_warm_s": t2 - t1})
+    return out
 
 
 def case(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int) -> dict:
@@ -179,8 +186,8 @@ def bench_outliers(work: Path, rows_per_day: int, history_days: int = 60, repeat
         _fill_raw(wh, START, history_days, rows_per_day)
         with wh.connect() as con:
             con.execute(  # history before the measured day, as MERGEs would have left it
-                f"INSERT INTO decisions ({COLUMNS}, export_date, event_date) SELECT {COLUMNS}, export_date, "
-                'CAST(coalesce("timestamp", process_timestamp) AS DATE) FROM decisions_raw WHERE export_date < ?',
+                f"INSERT INTO decisions ({COLUMNS}, export_date, event_date, uuid_key) SELECT {COLUMNS}, export_date, "
+                f'CAST(coalesce("timestamp", process_timestamp) AS DATE), {KEY} FROM decisions_raw WHERE export_date < ?',
                 [last],
             )
             if name == "outliers":
@@ -212,8 +219,8 @@ def _history_file(path: Path, day: dt.date, rows_per_day: int, storage_version: 
         _fill_raw(wh, START, (day - START).days, rows_per_day)
     with wh.connect() as con:
         con.execute(
-            f"INSERT INTO decisions ({COLUMNS}, export_date, event_date) SELECT {COLUMNS}, export_date, "
-            'CAST(coalesce("timestamp", process_timestamp) AS DATE) FROM decisions_raw'
+            f"INSERT INTO decisions ({COLUMNS}, export_date, event_date, uuid_key) SELECT {COLUMNS}, export_date, "
+            f'CAST(coalesce("timestamp", process_timestamp) AS DATE), {KEY} FROM decisions_raw'
         )
         con.execute("CHECKPOINT")
 

@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  the dedup window's probe alone on day 365: {last['probe_cold_s']} s cold (the MERGE's) + "
                 f"{last['probe_warm_s']} s warm (the checks'): day 1 plus these = {r['window_floor_ratio_vs_day1']}x "
-                "day 1, the least a day with a full window can cost"
+                f"day 1, the least a day with a full window can cost; on the uuid strings (the previous "
+                f"release): {last['string_probe_cold_s']} s + {last['string_probe_warm_s']} s"
             )
             print(
                 f"  day 365 / day 31 (history, window full on both): {r['ratio_vs_day31']}; "

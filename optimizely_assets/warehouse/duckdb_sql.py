@@ -220,7 +220,8 @@ def canonical_findings(export_type: ExportType, day: dt.date, window: tuple[dt.d
     rows whose key cannot be trusted (``unkeyed``: none in the window, or not the day's uuid's).
 
     Runs after ``checked_uuids``. The window is read once, keys only, for those uuids and rows
-    without a key; uuid text comes from the day's own rows (a key has exactly one uuid).
+    without a key; uuid text comes from the day's own rows (a key has exactly one uuid). The
+    day's stored keys are compared with the ones ``checked_uuids`` computed: no key computed twice.
     """
     t = table_names(export_type)
     k, d = q(export_type.key_column), lit(day)
@@ -247,7 +248,8 @@ UNION ALL
 SELECT 'duplicate', uuid, n FROM dups
 UNION ALL
 SELECT 'unkeyed', NULL, (SELECT count(*) FROM hits WHERE {UUID_KEY} IS NULL) + (
-  SELECT count(*) FROM {t.canonical} WHERE {EXPORT_DATE} = {d} AND {UUID_KEY} IS DISTINCT FROM {duckdb_expr("uuid")})
+  SELECT count(*) FROM {t.canonical} AS c WHERE c.{EXPORT_DATE} = {d} AND NOT EXISTS (
+    SELECT 1 FROM {CHECKED_UUIDS} AS ch WHERE ch.uuid = c.uuid AND ch.{UUID_KEY} = c.{UUID_KEY}))
 """
 
 
