@@ -37,6 +37,9 @@ HORIZON = 30
 T = ExportType.DECISIONS
 COLUMNS = ", ".join(sql.q(f.name) for f in SCHEMAS[T])
 KEY = duckdb_expr("uuid")  # history as the MERGE writes it: with its uuid_key
+# History uuids are UUID texts, as E3's are: their keys share the day's tag, so no row group of the
+# window can be skipped by its min/max key (md5 hex alone would be keys of another tag, all skipped).
+UUID_TEXT = "regexp_replace({h}, '(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})', '\\1-\\2-\\3-\\4-\\5')"
 
 
 def _fill_raw(wh: DuckDBWarehouse, first: dt.date, days: int, rows_per_day: int, offset: int = 0) -> None:
@@ -45,7 +48,7 @@ def _fill_raw(wh: DuckDBWarehouse, first: dt.date, days: int, rows_per_day: int,
         con.execute(
             f"""
             INSERT INTO decisions_raw (uuid, "timestamp", process_timestamp, visitor_id, experiment_id, export_date)
-            SELECT md5(CAST(i + {offset} AS VARCHAR)),
+            SELECT {UUID_TEXT.format(h=f"md5(CAST(i + {offset} AS VARCHAR))")},
                    TIMESTAMPTZ '{first}' + to_milliseconds(i * {step}) - INTERVAL 40 SECOND,
                    TIMESTAMPTZ '{first}' + to_milliseconds(i * {step}),
                    'user_' || (i % 100000), '1', DATE '{first}' + CAST(i // {rows_per_day} AS INTEGER)

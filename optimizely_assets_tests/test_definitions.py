@@ -60,6 +60,7 @@ def test_definitions_declare_owners_tables_columns_and_code_references():
     assert raw_cols == SCHEMAS.__getitem__(next(t for t in SCHEMAS if t.value == "events")).names
     canonical_cols = {c.name: c.type for c in canonical.metadata["dagster/column_schema"].columns}
     assert canonical_cols["export_date"] == "DATE" and canonical_cols["attributes"] == "ARRAY<RECORD>"
+    assert canonical_cols["uuid_key"] == "BYTES"  # the dedup key (warehouse/uuid_key.py)
     for name, spec in by_key.items():
         (ref,) = spec.metadata["dagster/code_references"].code_references
         # One module per loading stage; the experiment analysis assets share theirs.

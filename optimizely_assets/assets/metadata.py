@@ -8,6 +8,7 @@ from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.e3.schemas import SCHEMAS, bigquery_field, duckdb_type
 from optimizely_assets.warehouse.base import EVENT_DATE, EXPORT_DATE, table_names
+from optimizely_assets.warehouse.uuid_key import UUID_KEY
 
 
 def _type(field, warehouse: str) -> str:
@@ -27,6 +28,11 @@ def column_schema(export_type: ExportType, which: str, deployment: Deployment) -
                 EXPORT_DATE, "DATE", description="export day that first delivered the uuid (partition)"
             ),
             TableColumn(EVENT_DATE, "DATE", description="DATE(COALESCE(timestamp, process_timestamp)), UTC"),
+            TableColumn(
+                UUID_KEY,
+                "BLOB" if deployment.warehouse == "duckdb" else "BYTES",
+                description="uuid in 17 exact bytes, what the dedup probes compare (warehouse/uuid_key.py)",
+            ),
         ]
     elif deployment.warehouse == "duckdb":
         cols.append(TableColumn(EXPORT_DATE, "DATE", description="export day (one load replaces it)"))
