@@ -63,6 +63,7 @@ class DuckDBWarehouse(Warehouse):
     )
     lock_timeout_seconds: float = 600.0
     _session: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+    _merged: tuple | None = PrivateAttr(default=None)  # (type, day) whose day_uuids the session holds
 
     kind: ClassVar[str] = "duckdb"
     # DuckDB lets one process open the file for writing; the others wait in `connect`.
@@ -228,6 +229,8 @@ class DuckDBWarehouse(Warehouse):
             )
             if history is not None:  # committed with the MERGE, or not at all
                 con.execute(load_history.insert(load_history.TABLE, history.succeeded(stats), bigquery=False))
+        if self._session is not None:  # the checks that follow on this connection reuse its day_uuids
+            self._merged = (export_type, day)
         return stats
 
     def record_history(self, row: LoadHistoryRow) -> None:
@@ -251,8 +254,9 @@ class DuckDBWarehouse(Warehouse):
         self, export_type: ExportType, day: dt.date, horizon_days: int
     ) -> tuple[DaySummary, CanonicalFindings]:
         window = dedup_window(day, horizon_days)
+        reuse = self._session is not None and self._merged == (export_type, day)
         with self.connect() as con:
-            con.execute(sql.checked_uuids(export_type, day))
+            con.execute(sql.checked_uuids(export_type, day, after_merge=reuse))
             rows = con.execute(sql.canonical_findings(export_type, day, window)).fetchall()
             n, examples = con.execute(sql.not_in_raw(export_type, day)).fetchone()
         raw = keyed_counts((k, n) for kind, k, n in rows if kind == "raw")

@@ -201,11 +201,24 @@ def key_counts(table: str, key: str, day: dt.date) -> str:
 CHECKED_UUIDS = "temp.main.checked_uuids"  # see checked_uuids
 
 
-def checked_uuids(export_type: ExportType, day: dt.date) -> str:
+def checked_uuids(export_type: ExportType, day: dt.date, after_merge: bool = False) -> str:
     """The uuids the canonical checks are about (the day's, in raw or canonical) with their keys, as
-    a temp table: its exact row count makes the window probe build on them, as in ``day_uuids``."""
+    a temp table: its exact row count makes the window probe build on them, as in ``day_uuids``.
+
+    ``after_merge``: on the connection whose MERGE just built ``day_uuids`` (raw's day, keyed, read
+    under the same file lock), those rows are taken as they are, and only canonical's uuids raw's
+    day lacks (none, unless canonical is wrong) get a key computed here.
+    """
     t = table_names(export_type)
     d = lit(day)
+    if after_merge:
+        return (
+            f"CREATE OR REPLACE TEMP TABLE checked_uuids AS\n"
+            f"SELECT uuid, {UUID_KEY} FROM {DAY_UUIDS}\n"
+            f"UNION ALL SELECT c.uuid, {duckdb_expr('c.uuid')} FROM (\n"
+            f"  SELECT DISTINCT uuid FROM {t.canonical} WHERE {EXPORT_DATE} = {d}) AS c\n"
+            f"ANTI JOIN {DAY_UUIDS} AS r ON r.uuid = c.uuid"
+        )
     return (
         f"CREATE OR REPLACE TEMP TABLE checked_uuids AS\n"
         f"SELECT uuid, {duckdb_expr('uuid')} AS {UUID_KEY} FROM (\n"
