@@ -145,3 +145,24 @@ def test_case_variants_are_distinct_uuids_in_either_load_order(tmp_path, reverse
     with wh.connect() as con:
         got = sorted(u for (u,) in con.execute("SELECT uuid FROM decisions").fetchall())
     assert got == sorted([LOWER, MIXED, UPPER])  # MIXED.lower() is LOWER: one uuid
+
+
+def test_the_checks_after_a_merge_and_alone_find_the_same_stale_rows(tmp_path):
+    """Right after its MERGE, a step's checks reuse the MERGE's keyed uuids of raw's day; alone, they
+    read raw again. A canonical row raw's day lacks is found, and the same way, on both paths."""
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    _load(wh, tmp_path, DAYS[:1])
+    day = DAYS[0]
+    stale = "ffffffff-0000-4000-8000-000000000000"
+    with wh.session() as step:
+        step.merge_canonical(T, day, 30)
+        with step.connect() as con:
+            con.execute(
+                f"INSERT INTO decisions SELECT * REPLACE ('{stale}' AS uuid, "
+                f"{duckdb_expr(repr(stale))} AS uuid_key) FROM decisions WHERE export_date = DATE '{day}' LIMIT 1"
+            )
+        after_merge = step.canonical_findings(T, day, 30)
+    alone = wh.canonical_findings(T, day, 30)
+    assert after_merge == alone
+    assert (alone[1].not_in_raw, alone[1].not_in_raw_examples) == (1, (stale,))
+    assert alone[1].unkeyed == 0 and alone[1].duplicates == []

@@ -258,7 +258,7 @@ class DuckDBWarehouse(Warehouse):
         with self.connect() as con:
             con.execute(sql.checked_uuids(export_type, day, after_merge=reuse))
             rows = con.execute(sql.canonical_findings(export_type, day, window)).fetchall()
-            n, examples = con.execute(sql.not_in_raw(export_type, day)).fetchone()
+            n, examples = con.execute(sql.stale_uuids(export_type, day)).fetchone()
         raw = keyed_counts((k, n) for kind, k, n in rows if kind == "raw")
         missing = keyed_counts((k, n) for kind, k, n in rows if kind == "missing")
         dups = sorted((str(u), int(n)) for kind, u, n in rows if kind == "duplicate")

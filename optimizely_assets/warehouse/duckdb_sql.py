@@ -202,8 +202,9 @@ CHECKED_UUIDS = "temp.main.checked_uuids"  # see checked_uuids
 
 
 def checked_uuids(export_type: ExportType, day: dt.date, after_merge: bool = False) -> str:
-    """The uuids the canonical checks are about (the day's, in raw or canonical) with their keys, as
-    a temp table: its exact row count makes the window probe build on them, as in ``day_uuids``.
+    """The uuids the canonical checks are about (the day's, in raw or canonical) with their keys and
+    whether raw's day has them, as a temp table: its exact row count makes the window probe build on
+    them, as in ``day_uuids``.
 
     ``after_merge``: on the connection whose MERGE just built ``day_uuids`` (raw's day, keyed, read
     under the same file lock), those rows are taken as they are, and only canonical's uuids raw's
@@ -214,16 +215,27 @@ def checked_uuids(export_type: ExportType, day: dt.date, after_merge: bool = Fal
     if after_merge:
         return (
             f"CREATE OR REPLACE TEMP TABLE checked_uuids AS\n"
-            f"SELECT uuid, {UUID_KEY} FROM {DAY_UUIDS}\n"
-            f"UNION ALL SELECT c.uuid, {duckdb_expr('c.uuid')} FROM (\n"
+            f"SELECT uuid, {UUID_KEY}, true AS in_raw FROM {DAY_UUIDS}\n"
+            f"UNION ALL SELECT c.uuid, {duckdb_expr('c.uuid')}, false FROM (\n"
             f"  SELECT DISTINCT uuid FROM {t.canonical} WHERE {EXPORT_DATE} = {d}) AS c\n"
             f"ANTI JOIN {DAY_UUIDS} AS r ON r.uuid = c.uuid"
         )
     return (
         f"CREATE OR REPLACE TEMP TABLE checked_uuids AS\n"
-        f"SELECT uuid, {duckdb_expr('uuid')} AS {UUID_KEY} FROM (\n"
-        f"SELECT uuid FROM {t.raw} WHERE {EXPORT_DATE} = {d} AND uuid IS NOT NULL\n"
-        f"UNION SELECT uuid FROM {t.canonical} WHERE {EXPORT_DATE} = {d})"
+        f"SELECT uuid, {duckdb_expr('uuid')} AS {UUID_KEY}, bool_or(in_raw) AS in_raw FROM (\n"
+        f"SELECT uuid, true AS in_raw FROM {t.raw} WHERE {EXPORT_DATE} = {d} AND uuid IS NOT NULL\n"
+        f"UNION ALL SELECT uuid, false FROM {t.canonical} WHERE {EXPORT_DATE} = {d}) GROUP BY uuid"
+    )
+
+
+def stale_uuids(export_type: ExportType, day: dt.date) -> str:
+    """``not_in_raw`` after ``checked_uuids``, which already knows which of canonical's uuids raw's
+    day lacks: usually none, and then nothing is joined."""
+    c = table_names(export_type).canonical
+    return (
+        f"SELECT count(*), list(c.uuid ORDER BY c.uuid)[1:20] FROM {c} AS c\n"
+        f"SEMI JOIN (SELECT uuid FROM {CHECKED_UUIDS} WHERE NOT in_raw) AS s ON s.uuid = c.uuid\n"
+        f"WHERE c.{EXPORT_DATE} = {lit(day)}"
     )
 
 
@@ -278,5 +290,5 @@ def dry_run_queries(export_type: ExportType, day: dt.date, window: tuple[dt.date
         "raw_key_counts": key_counts(t.raw, export_type.key_column, day),
         "checked_uuids": checked_uuids(export_type, day),
         "canonical_findings": canonical_findings(export_type, day, window),
-        "not_in_raw": not_in_raw(export_type, day),
+        "stale_uuids": stale_uuids(export_type, day),
     }
