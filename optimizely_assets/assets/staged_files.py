@@ -36,7 +36,11 @@ def build_staged_files_asset(export_type: ExportType, partitions_def, deployment
     ) -> Output[StagedDay]:
         assert manifest.day == partition_day(context.partition_key)
         # Forgotten visitors never reach a staged file again (privacy/): copies are scrubbed.
-        hashes = PrivacyTables(warehouse.for_context(context)).forgotten_hashes()
+        hashes = (
+            set()
+            if privacy.none_forgotten()
+            else PrivacyTables(warehouse.for_context(context)).forgotten_hashes()
+        )
         staged = stage_day(
             source,
             staging,

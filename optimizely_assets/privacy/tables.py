@@ -9,7 +9,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from optimizely_assets.e3.layout import ExportType
-from optimizely_assets.privacy.visitors import deployment_salt
+from optimizely_assets.privacy.visitors import LOCAL_SALT_FILE, deployment_salt
 from optimizely_assets.warehouse import forget_sql as sql
 from optimizely_assets.warehouse.analysis import ExperimentAnalysis
 from optimizely_assets.warehouse.base import Warehouse
@@ -30,6 +30,15 @@ class PrivacySettings(ConfigurableResource):
         from pathlib import Path
 
         return deployment_salt(self.salt_env_var, Path(self.local_dir) if self.local_dir else None)
+
+    def none_forgotten(self) -> bool:
+        """True where no hash could match: the embedded default before its first forget (no salt
+        variable, no local salt yet). The staging step then skips the table (one attach a step)."""
+        import os
+        from pathlib import Path
+
+        unset = not os.environ.get(self.salt_env_var, "").strip()
+        return unset and self.local_dir is not None and not (Path(self.local_dir) / LOCAL_SALT_FILE).exists()
 
 
 class PrivacyTables:

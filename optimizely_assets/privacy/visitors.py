@@ -54,9 +54,12 @@ def visitor_hash(salt: str, visitor_id: str) -> str:
     return hashlib.sha256(f"{salt}\x00{visitor_id}".encode()).hexdigest()
 
 
+LOCAL_SALT_FILE = "forget_salt"
+
+
 def local_salt(local_dir: Path) -> str:
     """The embedded default's salt: made once, random, readable by the owner only."""
-    path = local_dir / "forget_salt"
+    path = local_dir / LOCAL_SALT_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
