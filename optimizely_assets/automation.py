@@ -5,7 +5,6 @@ from collections.abc import Callable
 
 from dagster import (
     AssetCheckEvaluation,
-    AssetCheckResult,
     DailyPartitionsDefinition,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -13,13 +12,13 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    asset_check,
     build_schedule_from_partitioned_job,
     sensor,
 )
 
-from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, STAGED_FILES, key
-from optimizely_assets.e3.layout import ExportType, success_key
+from optimizely_assets.assets.checks import marker_text
+from optimizely_assets.assets.keys import CANONICAL, MARKER_CHECK, RAW_TABLE, SOURCE_FILES, STAGED_FILES, key
+from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.loading.success_watch import (
     days_to_observe,
     dump_cursor,
@@ -27,59 +26,11 @@ from optimizely_assets.loading.success_watch import (
     observe,
     plan_type,
 )
-from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
 
 
 def utc_today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
-
-
-MARKER_CHECK = "success_marker_delivered"
-
-
-def build_marker_checks(partitions_def: DailyPartitionsDefinition) -> list:
-    """Per type: has the day's _SUCCESS been delivered? The sensor records a failure for a day it
-    gave up on (no marker within the dedup horizon); run alone, it looks at the source now."""
-
-    def build(export_type: ExportType):
-        @asset_check(
-            asset=key(export_type, SOURCE_FILES),
-            name=MARKER_CHECK,
-            partitions_def=partitions_def,
-            description="The day's _SUCCESS marker exists in the source (the sensor fails this check "
-            "for a day still without it once the day is older than the dedup horizon).",
-        )
-        def _marker(context, source: ExportSource, loader: LoaderConfig) -> AssetCheckResult:
-            day = dt.date.fromisoformat(context.partition_key)
-            present = source.head(success_key(source.root, export_type, day)) is not None
-            if not present and not loader.require_success:  # a source without markers, on purpose
-                return AssetCheckResult(
-                    passed=True,
-                    description=f"type={export_type.value} date={day}: no _SUCCESS, not required "
-                    "(the loader's require_success is off)",
-                )
-            return marker_result(export_type, day, present)
-
-        return _marker
-
-    return [build(t) for t in ExportType]
-
-
-def _marker_text(export_type: ExportType, day: dt.date, present: bool, waited: str = "") -> str:
-    return f"type={export_type.value} date={day}: " + (
-        "_SUCCESS delivered" if present else f"no _SUCCESS{waited}; the day is not loaded"
-    )
-
-
-def marker_result(export_type: ExportType, day: dt.date, present: bool) -> AssetCheckResult:
-    return AssetCheckResult(
-        asset_key=key(export_type, SOURCE_FILES),
-        check_name=MARKER_CHECK,
-        passed=present,
-        description=_marker_text(export_type, day, present),
-        metadata={"day": day.isoformat()},
-    )
 
 
 def marker_given_up(export_type: ExportType, day: dt.date, bound_days: int) -> AssetCheckEvaluation:
@@ -89,7 +40,7 @@ def marker_given_up(export_type: ExportType, day: dt.date, bound_days: int) -> A
         check_name=MARKER_CHECK,
         passed=False,
         partition=day.isoformat(),
-        description=_marker_text(export_type, day, False, f" within the {bound_days}-day dedup horizon")
+        description=marker_text(export_type, day, False, f" within the {bound_days}-day dedup horizon")
         + "; materialize it once Optimizely delivers it",
         metadata={"day": day.isoformat(), "bound_days": bound_days},
     )

@@ -31,7 +31,7 @@ from optimizely_assets.assets.load_history import build_load_history_asset
 from optimizely_assets.assets.mixpanel import build_mixpanel_asset
 from optimizely_assets.assets.privacy import DELETION_LOG_KEY, build_deletion_log_asset
 from optimizely_assets.assets.results import build_results_assets
-from optimizely_assets.automation import build_daily_schedule, build_marker_checks, build_success_sensor
+from optimizely_assets.automation import build_daily_schedule, build_success_sensor
 from optimizely_assets.checks_analysis import build_analysis_checks
 from optimizely_assets.concurrency import guarded_in_process_executor
 from optimizely_assets.e3.layout import ExportType
@@ -190,7 +190,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             ]
         )
     # The export checks are evaluated in their assets' steps; the analysis ones in their own.
-    checks = [*build_analysis_checks(daily, window), *build_marker_checks(daily), requests_completed]
+    checks = [*build_analysis_checks(daily, window), requests_completed]
     daily_job = define_asset_job(
         DAILY_JOB,
         # Its partitions are the assets' own (one daily definition); deletions run on request.

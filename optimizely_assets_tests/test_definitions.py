@@ -129,3 +129,35 @@ def test_the_definitions_use_no_dagster_api_deprecated_for_2_0():
     # Dagster's deprecations point at the caller: ours land in our files, Dagster's own in its.
     ours = [str(w.message) for w in caught if "optimizely_assets" in w.filename]
     assert not [m for m in ours if "deprecated" in m.lower() and "__fields__" not in m], ours
+
+
+def test_the_success_marker_check_runs_alone_from_the_source_now(tmp_path):
+    """Evaluated in the source_files step; selected alone, it heads the marker instead of listing
+    the day, so a day without one fails the check (it does not error)."""
+    from dagster import AssetCheckKey
+
+    from optimizely_assets.assets.keys import MARKER_CHECK, SOURCE_FILES, key
+    from optimizely_assets.definitions import DAILY_JOB
+    from optimizely_assets.e3.layout import ExportType, success_key
+    from optimizely_assets.runs import console_log_level
+
+    settings = local_settings(tmp_path / "local")
+    write_export(settings.local_source_dir, [START], SMALL)
+    defs = build_definitions(settings)
+    check = AssetCheckKey(key(ExportType.DECISIONS, SOURCE_FILES), MARKER_CHECK)
+    job = defs.resolve_job_def(DAILY_JOB).get_subset(asset_selection=set(), asset_check_selection={check})
+
+    def evaluate() -> list[tuple[str, bool]]:
+        result = job.execute_in_process(
+            partition_key=START.isoformat(),
+            instance=DagsterInstance.ephemeral(),
+            raise_on_error=False,
+            run_config=console_log_level("ERROR"),
+        )
+        assert result.success
+        return [(e.check_name, e.passed) for e in result.get_asset_check_evaluations()]
+
+    assert evaluate() == [(MARKER_CHECK, True)]
+    source = build_definitions(settings).resources["source"]
+    (settings.local_source_dir / success_key(source.root, ExportType.DECISIONS, START)).unlink()
+    assert evaluate() == [(MARKER_CHECK, False)]

@@ -2,9 +2,9 @@ from collections.abc import Iterator
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, MaterializeResult
 
+from optimizely_assets.assets.check_specs import check_specs
 from optimizely_assets.assets.checks import (
     all_present,
-    check_specs,
     evaluate_selected,
     matches_raw,
     no_duplicates,

@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterator
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     MetadataValue,
 )
 
-from optimizely_assets.assets.keys import CANONICAL, RAW_TABLE, SOURCE_FILES, key
+from optimizely_assets.assets.keys import CANONICAL, MARKER_CHECK, RAW_TABLE, SOURCE_FILES, key
 from optimizely_assets.assets.metadata import md_table, sorted_keys
 from optimizely_assets.e3.layout import ExportType, day_prefix, is_data_file, success_key
 from optimizely_assets.loading.manifest import DayManifest
@@ -231,63 +230,6 @@ def fresh(
     )
 
 
-def check_specs(export_type: ExportType, stage: str, partitions_def) -> list[AssetCheckSpec]:
-    """The checks evaluated in the step of ``stage``: each on the asset that step materializes."""
-    col = export_type.key_column
-    raw, canonical, source = (key(export_type, s) for s in (RAW_TABLE, CANONICAL, SOURCE_FILES))
-
-    def spec(name: str, asset, description: str, blocking: bool = True) -> AssetCheckSpec:
-        return AssetCheckSpec(
-            name, asset=asset, description=description, blocking=blocking, partitions_def=partitions_def
-        )
-
-    return {
-        SOURCE_FILES: [
-            spec(
-                "schema_drift",
-                source,
-                "Columns the day's files add beyond the known E3 schema, and files quarantined as unreadable "
-                "(missing/retyped columns fail the load unless quarantined).",
-                blocking=False,
-            ),
-        ],
-        RAW_TABLE: [
-            spec(
-                "rows_match_source_footers",
-                raw,
-                f"Raw rows of the day == the Parquet footer row counts of its source files, in total and per "
-                f"{col} (the files' own column, read from their footer statistics).",
-            ),
-            spec(
-                "fresh_after_success",
-                raw,
-                "The loaded day is what the source holds now: its _SUCCESS marker and its file list (keys, "
-                "sizes, ETags) are unchanged since the files were listed (a rewritten day fails until "
-                "re-run), and the load followed the marker within `freshness_sla_hours` (late: warns).",
-            ),
-        ],
-        CANONICAL: [
-            spec(
-                f"every_source_{export_type.partition_column}_in_warehouse",
-                canonical,
-                f"Every {col} of the day's source files is in the raw table, and every uuid of the day's "
-                "raw rows is in canonical (within the dedup horizon).",
-            ),
-            spec(
-                "no_duplicate_uuids",
-                canonical,
-                "No uuid of the day's canonical rows occurs twice in canonical within the dedup horizon.",
-            ),
-            spec(
-                "canonical_day_within_raw_day",
-                canonical,
-                "Every uuid of the day's canonical rows is in the day's raw rows: a day Optimizely "
-                "re-delivered with other rows leaves nothing behind (raw within canonical is the check above).",
-            ),
-        ],
-    }.get(stage, [])
-
-
 def evaluate_selected(
     context: AssetExecutionContext, results: dict[str, Callable[[], AssetCheckResult]]
 ) -> Iterator[AssetCheckResult]:
@@ -296,3 +238,34 @@ def evaluate_selected(
     for name, evaluate in results.items():
         if name in names:
             yield evaluate()
+
+
+def marker_check(export_type: ExportType, day: dt.date, present: bool, required: bool) -> AssetCheckResult:
+    """Has the day's _SUCCESS been delivered? Evaluated in the source_files step (from its listing,
+    or, run alone, from the source now); the sensor records a failure for a day it gave up on (no
+    marker within the dedup horizon)."""
+    if not present and not required:  # a source without markers, on purpose
+        return AssetCheckResult(
+            asset_key=key(export_type, SOURCE_FILES),
+            check_name=MARKER_CHECK,
+            passed=True,
+            description=f"type={export_type.value} date={day}: no _SUCCESS, not required "
+            "(the loader's require_success is off)",
+        )
+    return marker_result(export_type, day, present)
+
+
+def marker_text(export_type: ExportType, day: dt.date, present: bool, waited: str = "") -> str:
+    return f"type={export_type.value} date={day}: " + (
+        "_SUCCESS delivered" if present else f"no _SUCCESS{waited}; the day is not loaded"
+    )
+
+
+def marker_result(export_type: ExportType, day: dt.date, present: bool) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=key(export_type, SOURCE_FILES),
+        check_name=MARKER_CHECK,
+        passed=present,
+        description=marker_text(export_type, day, present),
+        metadata={"day": day.isoformat()},
+    )

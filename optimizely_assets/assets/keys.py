@@ -27,3 +27,5 @@ EVENTS_KEY = AssetKey(["analysis", "experiment_events"])
 NAMES_KEY = AssetKey(["analysis", "experiments"])
 RESULTS_KEY = AssetKey(["analysis", "experiment_results"])
 METRICS_KEY = AssetKey(["analysis", "experiment_metrics"])
+
+MARKER_CHECK = "success_marker_delivered"  # on source_files: the day's _SUCCESS was delivered

@@ -2,7 +2,8 @@ from collections.abc import Generator, Iterator
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, MaterializeResult, MetadataValue
 
-from optimizely_assets.assets.checks import check_specs, evaluate_selected, fresh, rows_match
+from optimizely_assets.assets.check_specs import check_specs
+from optimizely_assets.assets.checks import evaluate_selected, fresh, rows_match
 from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
 from optimizely_assets.assets.keys import RAW_TABLE, SOURCE_FILES, STAGED_FILES, key
 from optimizely_assets.assets.load_history import failure_recorded, history_row

@@ -2,11 +2,12 @@ from collections.abc import Iterator
 
 from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, Output
 
-from optimizely_assets.assets.checks import check_specs, drift, evaluate_selected
+from optimizely_assets.assets.check_specs import check_specs
+from optimizely_assets.assets.checks import drift, evaluate_selected, marker_check
 from optimizely_assets.assets.factory import Deployment, export_asset, partition_day
-from optimizely_assets.assets.keys import SOURCE_FILES, key
+from optimizely_assets.assets.keys import MARKER_CHECK, SOURCE_FILES, key
 from optimizely_assets.assets.metadata import md_table
-from optimizely_assets.e3.layout import ExportType
+from optimizely_assets.e3.layout import ExportType, success_key
 from optimizely_assets.loading.manifest import DayManifest, build_manifest
 from optimizely_assets.resources.loader_config import LoaderConfig
 from optimizely_assets.resources.source import ExportSource
@@ -28,6 +29,12 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
         context: AssetExecutionContext, source: ExportSource, loader: LoaderConfig
     ) -> Iterator[Output[DayManifest] | AssetCheckResult]:
         day = partition_day(context.partition_key)
+        if key(export_type, SOURCE_FILES) not in context.selected_asset_keys and {
+            k.name for k in context.selected_asset_check_keys
+        } <= {MARKER_CHECK}:  # the marker check alone (the UI, the CLI): the source now, no listing
+            present = source.head(success_key(source.root, export_type, day)) is not None
+            yield marker_check(export_type, day, present, loader.require_success)
+            return
         manifest = build_manifest(
             source,
             export_type,
@@ -52,7 +59,15 @@ def build_source_files_asset(export_type: ExportType, partitions_def, deployment
             yield output(manifest)
         # Run alone (the UI, the `checks` CLI), the check lists the day again: it needs only the
         # source, not the instance or the IO manager of the run that loaded it.
-        yield from evaluate_selected(context, {"schema_drift": lambda: drift(export_type, manifest)})
+        yield from evaluate_selected(
+            context,
+            {
+                MARKER_CHECK: lambda: marker_check(
+                    export_type, day, manifest.success_last_modified is not None, loader.require_success
+                ),
+                "schema_drift": lambda: drift(export_type, manifest),
+            },
+        )
 
     def output(manifest: DayManifest) -> Output[DayManifest]:
         by_partition = manifest.rows_by_partition()
