@@ -99,8 +99,10 @@ class BigQueryWarehouse(BigQueryClient):
         (idempotent), then label the table, so a crash before the label only repeats the UPDATE."""
         if (canonical.labels or {}).get(KEYS_FILLED):
             return JobStats()
+        from google.cloud import bigquery
+
         table = self.ref(canonical.table_id)
-        _, stats = self.run_query(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {UUID_KEY} BYTES")
+        _, stats = self.run_query(sql.add_columns(table, [bigquery.SchemaField(UUID_KEY, "BYTES")]))
         _, filled = self.run_query(sql.fill_uuid_keys(table))
         canonical = self.client.get_table(self.table_id(canonical.table_id))
         canonical.labels = {**(canonical.labels or {}), KEYS_FILLED: "v1"}

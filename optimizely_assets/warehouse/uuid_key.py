@@ -42,9 +42,9 @@ def uuid_text(key: bytes) -> str:
     tag, rest = key[:1], key[1:]
     if tag == OTHER:
         return rest.decode("utf-8")
-    h = rest.hex() if tag == LOWER else rest.hex().upper()
     if tag not in (LOWER, UPPER) or len(rest) != 16:
         raise ValueError(f"not a uuid_key: {key!r}")
+    h = rest.hex() if tag == LOWER else rest.hex().upper()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
