@@ -166,3 +166,25 @@ def test_the_checks_after_a_merge_and_alone_find_the_same_stale_rows(tmp_path):
     assert after_merge == alone
     assert (alone[1].not_in_raw, alone[1].not_in_raw_examples) == (1, (stale,))
     assert alone[1].unkeyed == 0 and alone[1].duplicates == []
+
+
+def test_a_day_reloaded_on_the_merges_connection_is_checked_against_its_new_rows(tmp_path):
+    """The checks reuse the MERGE's uuids of raw's day only while raw's day is what the MERGE read:
+    a re-delivered day (other rows) loaded on the same connection makes canonical's day stale, and
+    the checks must say so, as they do alone."""
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    day = DAYS[0]
+    first = write_export(tmp_path / "a", [day], SPEC, types=[T])[0]
+    again = write_export(tmp_path / "b", [day], ExportSpec(decisions_per_day=400, seed=99), types=[T])[0]
+    with wh.session() as step:
+        step.load_raw_day(
+            T, day, [StagedFile(str(tmp_path / "a" / k), k, n) for k, n in first.files.items()], []
+        )
+        step.merge_canonical(T, day, 30)
+        step.load_raw_day(
+            T, day, [StagedFile(str(tmp_path / "b" / k), k, n) for k, n in again.files.items()], []
+        )
+        on_connection = step.canonical_findings(T, day, 30)
+    alone = wh.canonical_findings(T, day, 30)
+    assert on_connection == alone
+    assert alone[1].not_in_raw == len(first.unique_uuids - again.unique_uuids) > 0

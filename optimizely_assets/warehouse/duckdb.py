@@ -136,11 +136,13 @@ class DuckDBWarehouse(Warehouse):
         t = table_names(export_type)
         for stmt in [*sql.create_tables(export_type), load_history.create_table(load_history.TABLE, False)]:
             con.execute(stmt)
-        for table in (t.raw, t.canonical):
-            columns = self._columns(con, table)
-            if EXPORT_DATE not in columns:
+        columns = {table: self._columns(con, table) for table in (t.raw, t.canonical)}
+        for table, names in columns.items():
+            if EXPORT_DATE not in names:
                 raise layout_error(f"{Path(self.path).name}: {table}", f"no {EXPORT_DATE} column")
-        if UUID_KEY not in columns:  # canonical of an earlier release: add and fill its keys, atomically
+        if (
+            UUID_KEY not in columns[t.canonical]
+        ):  # an earlier release's canonical: add and fill its keys, atomically
             con.execute("BEGIN TRANSACTION")
             con.execute(sql.add_column(t.canonical, UUID_KEY, "BLOB"))
             con.execute(sql.fill_uuid_keys(export_type))
@@ -160,6 +162,7 @@ class DuckDBWarehouse(Warehouse):
         self, export_type: ExportType, day: dt.date, files: list[StagedFile], added: list[pa.Field]
     ) -> LoadResult:
         raw = table_names(export_type).raw
+        self._merged = None  # raw's day changes: a MERGE's day_uuids on this connection no longer describe it
         with self.transaction(ensure=export_type) as con:
             existing = self._columns(con, raw)
             new = [f for f in added if f.name not in existing]
