@@ -59,8 +59,7 @@ def _fill_raw(wh: DuckDBWarehouse, first: dt.date, days: int, rows_per_day: int,
 
 def _canonical_rows_read(wh: DuckDBWarehouse, day: dt.date) -> int:
     """Canonical rows the MERGE's window probe reads (DuckDB skips row groups outside the window)."""
-    columns = [f.name for f in SCHEMAS[T]]
-    text = sql.merge_canonical(T, day, dedup_window(day, HORIZON), columns)
+    text = sql.window_hits(T, dedup_window(day, HORIZON), sql.DAY_UUIDS)  # the MERGE's merge_hits
     with wh.transaction() as con:
         con.execute(sql.day_uuids(T, day))
         con.execute("PRAGMA enable_profiling = 'json'")

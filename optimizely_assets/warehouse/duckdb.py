@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from optimizely_assets.e3.layout import ExportType
 from optimizely_assets.loading.staging_copy import StagedFile, same_columns
+from optimizely_assets.warehouse import duckdb_checks as checks
 from optimizely_assets.warehouse import duckdb_preflight as preflight
 from optimizely_assets.warehouse import duckdb_sql as sql
 from optimizely_assets.warehouse import history as load_history
@@ -63,7 +64,8 @@ class DuckDBWarehouse(Warehouse):
     )
     lock_timeout_seconds: float = 600.0
     _session: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
-    _merged: tuple | None = PrivateAttr(default=None)  # (type, day) whose day_uuids the session holds
+    # (type, day, canonical's rows) of the MERGE whose day_uuids and window_hits the session holds
+    _merged: tuple | None = PrivateAttr(default=None)
 
     kind: ClassVar[str] = "duckdb"
     # DuckDB lets one process open the file for writing; the others wait in `connect`.
@@ -212,7 +214,8 @@ class DuckDBWarehouse(Warehouse):
             held, removed = con.execute(sql.day_before_merge(export_type, day)).fetchone()
             if held:
                 con.execute(sql.delete_canonical_day(export_type, day))
-            (written,) = con.execute(sql.merge_canonical(export_type, day, window, columns)).fetchone()
+            con.execute(sql.merge_hits(export_type, window))
+            (written,) = con.execute(sql.merge_canonical(export_type, day, columns)).fetchone()
             rewritten = int(held) - int(removed)
             (partition_rows,) = con.execute(
                 f"SELECT count(*) FROM {t.canonical} WHERE {EXPORT_DATE} = {sql.lit(day)}"
@@ -232,8 +235,8 @@ class DuckDBWarehouse(Warehouse):
             )
             if history is not None:  # committed with the MERGE, or not at all
                 con.execute(load_history.insert(load_history.TABLE, history.succeeded(stats), bigquery=False))
-        if self._session is not None:  # the checks that follow on this connection reuse its day_uuids
-            self._merged = (export_type, day)
+        if self._session is not None:  # the checks that follow on this connection reuse its probe
+            self._merged = (export_type, day, int(table_rows))
         return stats
 
     def record_history(self, row: LoadHistoryRow) -> None:
@@ -256,18 +259,10 @@ class DuckDBWarehouse(Warehouse):
     def canonical_findings(
         self, export_type: ExportType, day: dt.date, horizon_days: int
     ) -> tuple[DaySummary, CanonicalFindings]:
-        window = dedup_window(day, horizon_days)
-        reuse = self._session is not None and self._merged == (export_type, day)
+        m = self._merged if self._session is not None else None
+        merged = m[2] if m is not None and m[:2] == (export_type, day) else None
         with self.connect() as con:
-            con.execute(sql.checked_uuids(export_type, day, after_merge=reuse))
-            rows = con.execute(sql.canonical_findings(export_type, day, window)).fetchall()
-            n, examples = con.execute(sql.stale_uuids(export_type, day)).fetchone()
-        raw = keyed_counts((k, n) for kind, k, n in rows if kind == "raw")
-        missing = keyed_counts((k, n) for kind, k, n in rows if kind == "missing")
-        dups = sorted((str(u), int(n)) for kind, u, n in rows if kind == "duplicate")
-        stale = tuple(str(u) for u in examples or ())
-        unkeyed = sum(int(n) for kind, _, n in rows if kind == "unkeyed")
-        return DaySummary(sum(raw.values()), raw), CanonicalFindings(missing, dups, int(n), stale, unkeyed)
+            return checks.findings(con, export_type, day, dedup_window(day, horizon_days), merged)
 
     def not_in_raw(self, export_type: ExportType, day: dt.date) -> tuple[int, tuple[str, ...]]:
         with self.connect() as con:

@@ -126,7 +126,7 @@ def _order_key(c: OrderColumn) -> str:
 
 def window_hits(export_type: ExportType, window: tuple[dt.date, dt.date], uuids_table: str) -> str:
     """Canonical's keys in the dedup window that are among ``uuids_table``'s: the probe the MERGE
-    and the canonical checks each make, and the part of a day's cost that day 1 (no window) lacks.
+    makes (and the checks, run alone), and the part of a day's cost that day 1 (no window) lacks.
     Keys, not the uuid strings: 17 bytes, not 36 (uuid_key.py); the encoding is exact."""
     return (
         f"SELECT {UUID_KEY} FROM {table_names(export_type).canonical}\n"
@@ -135,13 +135,20 @@ def window_hits(export_type: ExportType, window: tuple[dt.date, dt.date], uuids_
     )
 
 
-def merge_canonical(
-    export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date], columns: list[str]
-) -> str:
+WINDOW_HITS = "temp.main.window_hits"  # the MERGE's probe, kept for the checks (duckdb_checks.py)
+
+
+def merge_hits(export_type: ExportType, window: tuple[dt.date, dt.date]) -> str:
+    """The window's rows holding one of the day's uuids, before the MERGE inserts the day (after
+    ``day_uuids`` and the delete of canonical's day: other days' rows only), as a temp table."""
+    return f"CREATE OR REPLACE TEMP TABLE window_hits AS\n{window_hits(export_type, window, DAY_UUIDS)}"
+
+
+def merge_canonical(export_type: ExportType, day: dt.date, columns: list[str]) -> str:
     """Insert the day's first copy of each uuid that canonical lacks in the window; returns the count.
 
-    Runs after ``day_uuids``, in the same transaction. The window is probed for the day's uuids
-    only (``hits``: re-sent uuids, usually few). Most uuids occur once in a day: their row is the
+    Runs after ``merge_hits``, in the same transaction: the window's rows holding the day's uuids
+    (re-sent uuids, usually few). Most uuids occur once in a day: their row is the
     one ``day_uuids`` kept. Only uuids with several copies are ordered, by the full ``winner_order``.
     """
     t = table_names(export_type)
@@ -150,8 +157,7 @@ def merge_canonical(
     target = [*columns, EXPORT_DATE, EVENT_DATE, UUID_KEY]
     return f"""
 INSERT INTO {t.canonical} ({", ".join(q(c) for c in target)})
-WITH hits AS ({window_hits(export_type, window, DAY_UUIDS)}),
-fresh AS (SELECT u.* FROM {DAY_UUIDS} AS u ANTI JOIN hits AS h ON h.{UUID_KEY} = u.{UUID_KEY}),
+WITH fresh AS (SELECT u.* FROM {DAY_UUIDS} AS u ANTI JOIN {WINDOW_HITS} AS h ON h.{UUID_KEY} = u.{UUID_KEY}),
 winners AS (
   SELECT rid, {UUID_KEY} FROM fresh WHERE n = 1
   UNION ALL
@@ -196,99 +202,3 @@ def not_in_raw(export_type: ExportType, day: dt.date) -> str:
 
 def key_counts(table: str, key: str, day: dt.date) -> str:
     return f"SELECT {q(key)}, count(*) FROM {table} WHERE {EXPORT_DATE} = {lit(day)} GROUP BY 1"
-
-
-CHECKED_UUIDS = "temp.main.checked_uuids"  # see checked_uuids
-
-
-def checked_uuids(export_type: ExportType, day: dt.date, after_merge: bool = False) -> str:
-    """The uuids the canonical checks are about (the day's, in raw or canonical) with their keys and
-    whether raw's day has them, as a temp table: its exact row count makes the window probe build on
-    them, as in ``day_uuids``.
-
-    ``after_merge``: on the connection whose MERGE just built ``day_uuids`` (raw's day, keyed, read
-    under the same file lock), those rows are taken as they are, and only canonical's uuids raw's
-    day lacks (none, unless canonical is wrong) get a key computed here.
-    """
-    t = table_names(export_type)
-    d = lit(day)
-    if after_merge:
-        return (
-            f"CREATE OR REPLACE TEMP TABLE checked_uuids AS\n"
-            f"SELECT uuid, {UUID_KEY}, true AS in_raw FROM {DAY_UUIDS}\n"
-            f"UNION ALL SELECT c.uuid, {duckdb_expr('c.uuid')}, false FROM (\n"
-            f"  SELECT DISTINCT uuid FROM {t.canonical} WHERE {EXPORT_DATE} = {d}) AS c\n"
-            f"ANTI JOIN {DAY_UUIDS} AS r ON r.uuid = c.uuid"
-        )
-    return (
-        f"CREATE OR REPLACE TEMP TABLE checked_uuids AS\n"
-        f"SELECT uuid, {duckdb_expr('uuid')} AS {UUID_KEY}, bool_or(in_raw) AS in_raw FROM (\n"
-        f"SELECT uuid, true AS in_raw FROM {t.raw} WHERE {EXPORT_DATE} = {d} AND uuid IS NOT NULL\n"
-        f"UNION ALL SELECT uuid, false FROM {t.canonical} WHERE {EXPORT_DATE} = {d}) GROUP BY uuid"
-    )
-
-
-def stale_uuids(export_type: ExportType, day: dt.date) -> str:
-    """``not_in_raw`` after ``checked_uuids``, which already knows which of canonical's uuids raw's
-    day lacks: usually none, and then nothing is joined."""
-    c = table_names(export_type).canonical
-    return (
-        f"SELECT count(*), list(c.uuid ORDER BY c.uuid)[1:20] FROM {c} AS c\n"
-        f"SEMI JOIN (SELECT uuid FROM {CHECKED_UUIDS} WHERE NOT in_raw) AS s ON s.uuid = c.uuid\n"
-        f"WHERE c.{EXPORT_DATE} = {lit(day)}"
-    )
-
-
-def canonical_findings(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
-    """One statement for the canonical checks, as (kind, value, n): rows per key of the raw day
-    (``raw``), uuids canonical lacks per key (``missing``), duplicated uuids (``duplicate``), and
-    rows whose key cannot be trusted (``unkeyed``: none in the window, or not the day's uuid's).
-
-    Runs after ``checked_uuids``. The window is read once, keys only, for those uuids and rows
-    without a key; uuid text comes from the day's own rows (a key has exactly one uuid). The
-    day's stored keys are compared with the ones ``checked_uuids`` computed: no key computed twice.
-    """
-    t = table_names(export_type)
-    k, d = q(export_type.key_column), lit(day)
-    between = f"{EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}"
-    return f"""
-WITH day_raw AS (SELECT uuid, {k} AS k FROM {t.raw} WHERE {EXPORT_DATE} = {d}),
-hits AS MATERIALIZED (
-  SELECT {UUID_KEY} FROM {t.canonical} WHERE {between}
-  AND ({UUID_KEY} IS NULL OR {UUID_KEY} IN (SELECT {UUID_KEY} FROM {CHECKED_UUIDS}))
-),
-found AS (SELECT uuid FROM {CHECKED_UUIDS} WHERE {UUID_KEY} IN (SELECT {UUID_KEY} FROM hits)),
-dups AS (
-  SELECT ch.uuid, h.n FROM (
-    SELECT {UUID_KEY}, count(*) AS n FROM hits
-    WHERE {UUID_KEY} IN (SELECT {UUID_KEY} FROM {t.canonical} WHERE {EXPORT_DATE} = {d})
-    GROUP BY 1 HAVING count(*) > 1
-  ) AS h JOIN {CHECKED_UUIDS} AS ch ON ch.{UUID_KEY} = h.{UUID_KEY} ORDER BY ch.uuid LIMIT 20
-)
-SELECT 'raw' AS kind, k, count(*) FROM day_raw GROUP BY k
-UNION ALL
-SELECT 'missing', r.k, count(DISTINCT r.uuid) FROM day_raw AS r ANTI JOIN found AS f ON f.uuid = r.uuid
-WHERE r.uuid IS NOT NULL GROUP BY r.k
-UNION ALL
-SELECT 'duplicate', uuid, n FROM dups
-UNION ALL
-SELECT 'unkeyed', NULL, (SELECT count(*) FROM hits WHERE {UUID_KEY} IS NULL) + (
-  SELECT count(*) FROM {t.canonical} AS c WHERE c.{EXPORT_DATE} = {d} AND NOT EXISTS (
-    SELECT 1 FROM {CHECKED_UUIDS} AS ch WHERE ch.uuid = c.uuid AND ch.{UUID_KEY} = c.{UUID_KEY}))
-"""
-
-
-def dry_run_queries(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> dict[str, str]:
-    """Every statement a day runs, by name, for ``EXPLAIN`` (the temp tables' first)."""
-    t = table_names(export_type)
-    return {
-        "day_uuids": day_uuids(export_type, day),
-        "day_stats": day_stats(export_type, day),
-        "day_before_merge": day_before_merge(export_type, day),
-        "delete_canonical_day": delete_canonical_day(export_type, day),
-        "merge_canonical": merge_canonical(export_type, day, window, [f.name for f in SCHEMAS[export_type]]),
-        "raw_key_counts": key_counts(t.raw, export_type.key_column, day),
-        "checked_uuids": checked_uuids(export_type, day),
-        "canonical_findings": canonical_findings(export_type, day, window),
-        "stale_uuids": stale_uuids(export_type, day),
-    }
