@@ -1,4 +1,4 @@
-"""Canonical MERGE cost: an outlier day against a clean day, and day 365 against day 1.
+"""Canonical MERGE cost: day 365 against day 1 (an outlier day against a clean day: merge_outliers.py).
 
 Raw history is written in SQL (no files needed); the MERGE is the project's own
 (``DuckDBWarehouse.merge_canonical``). Figures per case:
@@ -30,6 +30,7 @@ from optimizely_assets.loading.staging_copy import StagedFile
 from optimizely_assets.warehouse import dedup_window
 from optimizely_assets.warehouse import duckdb_sql as sql
 from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+from optimizely_assets.warehouse.duckdb_compact import compact
 from optimizely_assets.warehouse.uuid_key import duckdb_expr
 
 START = dt.date(2024, 1, 1)
@@ -77,17 +78,6 @@ def _canonical_rows_read(wh: DuckDBWarehouse, day: dt.date) -> int:
         return own + sum(walk(c) for c in node.get("children", []))
 
     return walk(json.loads(plan))
-
-
-def _old_window_days(wh: DuckDBWarehouse, day: dt.date) -> int:
-    """Width of the previous design's window: event dates of the day's rows, widened by 1 day."""
-    with wh.connect() as con:
-        lo, hi = con.execute(
-            'SELECT min(CAST(coalesce("timestamp", process_timestamp) AS DATE)) - 1, '
-            'max(CAST(coalesce("timestamp", process_timestamp) AS DATE)) + 1 FROM decisions_raw WHERE export_date = ?',
-            [day],
-        ).fetchone()
-    return (hi - lo).days + 1
 
 
 def _timed_merge(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int) -> float:
@@ -148,8 +138,8 @@ def _timed_new_day(
 
 def _timed_window_probes(wh: DuckDBWarehouse, day: dt.date, files: list[StagedFile]) -> dict[str, float]:
     """The dedup window's probe alone, as a new day meets it: on a fresh attach (the MERGE's, cold)
-    and again on the same connection (the checks', warm). Day 1 has no window; these two are the
-    least that any later day costs more. Beside them, the same probes on the uuid strings (the
+    and again on the same connection (warm: the checks' when run alone; after the MERGE they reuse
+    what it read). Day 1 has no window; the cold one is the least that any later day costs more. Beside them, the same probes on the uuid strings (the
     previous release's), on the next fresh attach."""
     wh.load_raw_day(T, day, files, [])
     by_key = f"SELECT count(*) FROM ({sql.window_hits(T, dedup_window(day, HORIZON), sql.DAY_UUIDS)})"
@@ -167,95 +157,68 @@ def _timed_window_probes(wh: DuckDBWarehouse, day: dt.date, files: list[StagedFi
     return out
 
 
-def case(wh: DuckDBWarehouse, day: dt.date, expected: int, repeats: int) -> dict:
-    seconds = _timed_merge(wh, day, expected, repeats)
-    lo, hi = dedup_window(day, HORIZON)
-    return {
-        "merge_s": round(seconds, 3),
-        "canonical_rows_read": _canonical_rows_read(wh, day),
-        "bigquery_partitions_in_window": (hi - lo).days + 1,
-        "previous_design_partitions": _old_window_days(wh, day),
-    }
-
-
-def bench_outliers(work: Path, rows_per_day: int, history_days: int = 60, repeats: int = 7) -> dict:
-    """The same day with and without one row at 1970-01-01 and one at 2099-12-31, timed interleaved."""
-    last = START + dt.timedelta(days=history_days - 1)
-    warehouses = {}
-    for name in ("clean", "outliers"):
-        wh = warehouses[name] = DuckDBWarehouse(path=str(work / f"outliers-{name}.duckdb"))
-        wh.ensure_tables(T)
-        _fill_raw(wh, START, history_days, rows_per_day)
-        with wh.connect() as con:
-            con.execute(  # history before the measured day, as MERGEs would have left it
-                f"INSERT INTO decisions ({COLUMNS}, export_date, event_date, uuid_key) SELECT {COLUMNS}, export_date, "
-                f'CAST(coalesce("timestamp", process_timestamp) AS DATE), {KEY} FROM decisions_raw WHERE export_date < ?',
-                [last],
-            )
-            if name == "outliers":
-                con.execute(
-                    'UPDATE decisions_raw SET "timestamp" = CASE WHEN uuid = (SELECT min(uuid) FROM decisions_raw '
-                    "WHERE export_date = ?) THEN TIMESTAMPTZ '1970-01-01 00:00:00+00' ELSE TIMESTAMPTZ "
-                    "'2099-12-31 12:00:00+00' END WHERE uuid IN (SELECT uuid FROM decisions_raw WHERE export_date = ? "
-                    "ORDER BY uuid LIMIT 2)",
-                    [last, last],
-                )
-    times: dict[str, list[float]] = {"clean": [], "outliers": []}
-    for _ in range(repeats):  # interleaved: both cases see the same machine
-        for name, wh in warehouses.items():
-            times[name].append(_timed_merge(wh, last, rows_per_day, 1))
-    results = {
-        name: {**case(wh, last, rows_per_day, 1), "merge_s": round(statistics.median(times[name]), 3)}
-        for name, wh in warehouses.items()
-    }
-    results["ratio"] = round(results["outliers"]["merge_s"] / results["clean"]["merge_s"], 2)
-    return results
-
-
-def _history_file(path: Path, day: dt.date, rows_per_day: int, storage_version: str | None) -> None:
+def _history_file(
+    path: Path, day: dt.date, rows_per_day: int, storage_version: str | None, compacted: bool = False
+) -> None:
     """Raw and canonical for the days before ``day``, as daily MERGEs would have left them (uuids
-    are unique), checkpointed: the state a daily run finds."""
+    are unique), checkpointed: the state a daily run finds. ``compacted``: as the weekly compaction
+    leaves it at its worst, the day before it runs: compacted up to a week ago, the last six days
+    in the daily runs' small row groups."""
     wh = DuckDBWarehouse(path=str(path), storage_version=storage_version)
     wh.ensure_tables(T)
-    if day > START:
-        _fill_raw(wh, START, (day - START).days, rows_per_day)
+    recent = max(START, day - dt.timedelta(days=6)) if compacted else day
+    if recent > START:
+        _fill_raw(wh, START, (recent - START).days, rows_per_day)
+    if compacted:
+        _copy_to_canonical(wh, START)
+        compact(wh, min_small_row_groups=0)
+        _fill_raw(wh, recent, (day - recent).days, rows_per_day, offset=(recent - START).days * rows_per_day)
+    _copy_to_canonical(wh, recent if compacted else START)
+
+
+def _copy_to_canonical(wh: DuckDBWarehouse, since: dt.date) -> None:
     with wh.connect() as con:
         con.execute(
             f"INSERT INTO decisions ({COLUMNS}, export_date, event_date, uuid_key) SELECT {COLUMNS}, export_date, "
-            f'CAST(coalesce("timestamp", process_timestamp) AS DATE), {KEY} FROM decisions_raw'
+            f'CAST(coalesce("timestamp", process_timestamp) AS DATE), {KEY} FROM decisions_raw '
+            f"WHERE export_date >= DATE '{since}'"
         )
         con.execute("CHECKPOINT")
 
 
-def bench_history(work: Path, rows_per_day: int, days: int = 365, repeats: int = 5) -> dict:
-    """A new day at day 1 (empty window), H+1 (window full) and N (window full, N-1 days of history).
+def bench_history(work: Path, rows_per_day: int, days: int = 365, repeats: int = 7) -> dict:
+    """A new day at day 1 (empty window), H+1 (window full) and N (window full, N-1 days of history),
+    and at day N on the history as the weekly compaction leaves it (``dayN_compacted``).
 
     The day is a generated E3 day (every column, attributes, in-day duplicates; the same files on
     every warehouse). Each case has its own history file; each repeat runs on a fresh copy of it,
     so every repeat is the daily run that meets that history. Cases are timed interleaved, round
-    by round. Days 1 and N also run on a file of DuckDB's default storage version, for the effect
-    of ``DuckDBWarehouse.storage_version`` in the same run. Day N / day H+1 is the history effect;
-    day H+1 / day 1 the dedup window's; the window's probes alone, timed on days H+1 and N, bound
-    how close to day 1 any later day can come (``window_floor_ratio_vs_day1``).
+    by round. Days 1 and N also run on a file of DuckDB's default storage version (the effect of
+    ``DuckDBWarehouse.storage_version``). Day N / day H+1 is the history effect; day H+1 / day 1
+    the dedup window's; the window's probe alone bounds how close to day 1 a later day can come.
     """
     project = DuckDBWarehouse.model_fields["storage_version"].default
+    last_day = START + dt.timedelta(days=days - 1)
     cases = {
         "day1": (START, project),
         f"day{HORIZON + 1}": (START + dt.timedelta(days=HORIZON), project),
-        f"day{days}": (START + dt.timedelta(days=days - 1), project),
+        f"day{days}": (last_day, project),
+        f"day{days}_compacted": (last_day, project),
         "day1_default_storage": (START, None),
-        f"day{days}_default_storage": (START + dt.timedelta(days=days - 1), None),
+        f"day{days}_default_storage": (last_day, None),
     }
     files, uuids = _e3_day(START, rows_per_day, work)
     out: dict = {"rows_per_day": rows_per_day, "storage_version": project}
     for name, (day, version) in cases.items():
-        _history_file(work / f"history-{name}.duckdb", day, rows_per_day, version)
+        _history_file(
+            work / f"history-{name}.duckdb", day, rows_per_day, version, name.endswith("_compacted")
+        )
     with DuckDBWarehouse(path=str(work / f"history-day{days}.duckdb")).connect() as con:
         out["canonical_rows_before_last_day"] = con.execute("SELECT count(*) FROM decisions").fetchone()[0]
     run = work / "history-run.duckdb"
     times: dict[str, dict[str, list[float]]] = {n: {} for n in cases}
     order = list(cases)
-    probed = (f"day{HORIZON + 1}", f"day{days}")
+    probed = (f"day{HORIZON + 1}", f"day{days}", f"day{days}_compacted")
     for r in range(repeats):
         for name in order[r % len(order) :] + order[: r % len(order)]:
             day, version = cases[name]
@@ -280,9 +243,13 @@ def bench_history(work: Path, rows_per_day: int, days: int = 365, repeats: int =
     last, full = out[f"day{days}"], out[f"day{HORIZON + 1}"]
     out["ratio_vs_day1"] = round(last["day_s"] / out["day1"]["day_s"], 2)
     out[f"ratio_vs_day{HORIZON + 1}"] = round(last["day_s"] / full["day_s"], 2)
-    # The least day N can cost: day 1 plus the window's two probes, which the dedup guarantee needs.
+    compacted = out[f"day{days}_compacted"]
+    out["compacted_ratio_vs_day1"] = round(compacted["day_s"] / out["day1"]["day_s"], 2)
+    out[f"compacted_ratio_vs_day{HORIZON + 1}"] = round(compacted["day_s"] / full["day_s"], 2)
+    # The least day N can cost: day 1 plus the MERGE's probe of the window, which the dedup
+    # guarantee needs (the checks after it reuse what it read).
     out["window_floor_ratio_vs_day1"] = round(
-        (out["day1"]["day_s"] + last["probe_cold_s"] + last["probe_warm_s"]) / out["day1"]["day_s"], 2
+        (out["day1"]["day_s"] + last["probe_cold_s"]) / out["day1"]["day_s"], 2
     )
     out["default_storage_ratio_vs_day1"] = round(
         out[f"day{days}_default_storage"]["day_s"] / out["day1_default_storage"]["day_s"], 2

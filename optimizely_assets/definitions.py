@@ -28,6 +28,7 @@ from optimizely_assets.assets.analysis import UNITS_POOL, build_analysis_assets
 from optimizely_assets.assets.factory import Deployment
 from optimizely_assets.assets.keys import canonical_pool
 from optimizely_assets.assets.load_history import build_load_history_asset
+from optimizely_assets.assets.maintenance import compact_job, compact_schedule
 from optimizely_assets.assets.mixpanel import build_mixpanel_asset
 from optimizely_assets.assets.privacy import DELETION_LOG_KEY, build_deletion_log_asset
 from optimizely_assets.assets.results import build_results_assets
@@ -212,8 +213,12 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[daily_job, forget_job],
-        schedules=[build_daily_schedule(daily_job)],
+        # The DuckDB file's upkeep; BigQuery lays out its own storage.
+        jobs=[daily_job, forget_job, *([] if settings.warehouse == "bigquery" else [compact_job])],
+        schedules=[
+            build_daily_schedule(daily_job),
+            *([] if settings.warehouse == "bigquery" else [compact_schedule]),
+        ],
         sensors=[
             build_success_sensor(
                 daily_job, daily, settings.sensor_lookback_days, bound_days=LoaderConfig().dedup_horizon_days

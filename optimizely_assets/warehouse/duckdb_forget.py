@@ -24,6 +24,7 @@ def rewrite_file(path: str, row_group_size: int, storage_version: str | None) ->
     Path(new).unlink(missing_ok=True)
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # a long copy would draw one into the logs
         con.execute(f"ATTACH {text(path)} AS old")
         con.execute("CHECKPOINT old")
         options = [f"ROW_GROUP_SIZE {int(row_group_size)}"]

@@ -1,0 +1,69 @@
+"""Compaction of the embedded warehouse's file, so that a day's cost does not grow with history.
+
+Days are written in 16,384-row groups (duckdb_attach.py: memory, parallel writes). Every statement
+that filters on an export day visits each row group's statistics, and every attach and checkpoint
+handles each group's pointers: at a year of 50,000-row days (1,111 groups a table) a new day cost
+1.36x what it cost at day 31 (``python -m bench.run --only merge``). Rewritten in groups of
+122,880 rows (DuckDB's default), a year is 149 groups a table, and the day costs what it did then.
+
+The rewrite is the forget's (duckdb_forget.rewrite_file: ``COPY FROM DATABASE`` into a new file
+that then replaces the old one, whose lock is held throughout): all or nothing, and a daily run
+waiting for the lock meanwhile opens the new file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from optimizely_assets.warehouse.duckdb_forget import rewrite_file
+from optimizely_assets.warehouse.duckdb_sql import text
+
+if TYPE_CHECKING:
+    from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
+
+COMPACT_ROW_GROUP_SIZE = 122_880  # DuckDB's default: rows per group of a compacted file
+
+
+@dataclass(frozen=True)
+class Compaction:
+    row_groups_before: int
+    row_groups_after: int
+    small_row_groups_before: int  # of fewer than COMPACT_ROW_GROUP_SIZE rows
+    bytes_before: int
+    bytes_after: int
+    rewritten: bool
+
+
+def row_groups(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(row groups, those of fewer than ``COMPACT_ROW_GROUP_SIZE`` rows) over the file's tables:
+    each group's rows are those of its first column's data segments."""
+    tables = [
+        t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()
+    ]
+    total = small = 0
+    for table in tables:
+        n, s = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE n < {COMPACT_ROW_GROUP_SIZE}) FROM ("
+            f"SELECT row_group_id, sum(count) AS n FROM pragma_storage_info({text(table)}) "
+            "WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id)"
+        ).fetchone()
+        total, small = total + int(n), small + int(s)
+    return total, small
+
+
+def compact(wh: DuckDBWarehouse, min_small_row_groups: int) -> Compaction:
+    """Rewrite the warehouse's file in large row groups if it holds more than
+    ``min_small_row_groups`` small ones (each table's last group is one)."""
+    with wh.connect(read_only=True) as con:
+        total, small = row_groups(con)
+    size = os.path.getsize(wh.path)
+    if small <= min_small_row_groups:
+        return Compaction(total, total, small, size, size, rewritten=False)
+    before, after = rewrite_file(wh.path, COMPACT_ROW_GROUP_SIZE, wh.storage_version)
+    with wh.connect(read_only=True) as con:
+        groups, _ = row_groups(con)
+    return Compaction(total, groups, small, before, after, rewritten=True)
