@@ -161,29 +161,20 @@ def _history_file(
     path: Path, day: dt.date, rows_per_day: int, storage_version: str | None, compacted: bool = False
 ) -> None:
     """Raw and canonical for the days before ``day``, as daily MERGEs would have left them (uuids
-    are unique), checkpointed: the state a daily run finds. ``compacted``: as the weekly compaction
-    leaves it at its worst, the day before it runs: compacted up to a week ago, the last six days
-    in the daily runs' small row groups."""
+    are unique), checkpointed: the state a daily run finds. ``compacted``: then rewritten by the
+    weekly compaction (the same history, in large row groups)."""
     wh = DuckDBWarehouse(path=str(path), storage_version=storage_version)
     wh.ensure_tables(T)
-    recent = max(START, day - dt.timedelta(days=6)) if compacted else day
-    if recent > START:
-        _fill_raw(wh, START, (recent - START).days, rows_per_day)
-    if compacted:
-        _copy_to_canonical(wh, START)
-        compact(wh, min_small_row_groups=0)
-        _fill_raw(wh, recent, (day - recent).days, rows_per_day, offset=(recent - START).days * rows_per_day)
-    _copy_to_canonical(wh, recent if compacted else START)
-
-
-def _copy_to_canonical(wh: DuckDBWarehouse, since: dt.date) -> None:
+    if day > START:
+        _fill_raw(wh, START, (day - START).days, rows_per_day)
     with wh.connect() as con:
         con.execute(
             f"INSERT INTO decisions ({COLUMNS}, export_date, event_date, uuid_key) SELECT {COLUMNS}, export_date, "
-            f'CAST(coalesce("timestamp", process_timestamp) AS DATE), {KEY} FROM decisions_raw '
-            f"WHERE export_date >= DATE '{since}'"
+            f'CAST(coalesce("timestamp", process_timestamp) AS DATE), {KEY} FROM decisions_raw'
         )
         con.execute("CHECKPOINT")
+    if compacted:
+        compact(wh, min_small_row_groups=0)
 
 
 def bench_history(work: Path, rows_per_day: int, days: int = 365, repeats: int = 7) -> dict:

@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"on DuckDB's default storage: {r['default_storage_ratio_vs_day1']}"
             )
             print(
-                f"  compacted weekly (optimizely_compact_warehouse; six days since): day 365 / day 31 "
+                f"  the same history compacted (optimizely_compact_warehouse): day 365 / day 31 "
                 f"{r['compacted_ratio_vs_day31']} (target <= 1.05), day 365 / day 1 {r['compacted_ratio_vs_day1']} "
                 "(target <= 1.2)"
             )

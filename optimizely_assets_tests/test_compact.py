@@ -47,6 +47,7 @@ def test_compaction_keeps_every_row_in_fewer_groups_and_the_window_still_dedups(
     assert result.rewritten and (result.row_groups_before, result.small_row_groups_before) == (groups, small)
     assert result.row_groups_after <= 3  # one group per table: raw, canonical, load_history
     assert _contents(wh.path) == before  # every row of every table, unchanged
+    assert not compact(wh, min_small_row_groups=8).rewritten  # a compacted file is not rewritten again
 
     # The next day, appended in small groups again, finds its re-sent uuids in the compacted days.
     w = written[3]
@@ -89,3 +90,18 @@ def test_the_weekly_job_compacts_the_embedded_warehouse_and_keeps_every_row(expo
     assert table_counts(settings) == before
     cloud = {"OPTIMIZELY_GCP_PROJECT": "proj", "OPTIMIZELY_GCS_BUCKET": "stage", "OPTIMIZELY_PAT": "x"}
     assert COMPACT_JOB not in {j.name for j in build_definitions(Settings.from_env(cloud)).jobs}
+
+
+def test_a_compacted_file_counts_as_compacted(tmp_path):
+    """A parallel copy ends its groups short of 122,880 rows: they must not count as small, or every
+    weekly run would rewrite the file again."""
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    with wh.connect() as con:
+        con.execute("CREATE TABLE t AS SELECT i, md5(CAST(i AS VARCHAR)) AS s FROM range(400000) r(i)")
+        con.execute("CHECKPOINT")
+        groups, small = row_groups(con)
+    assert (groups, small) == (25, 25)  # 16,384-row groups
+    assert compact(wh, min_small_row_groups=0).row_groups_after <= 4
+    with wh.connect(read_only=True) as con:
+        assert row_groups(con)[1] <= 1  # the last group only
+    assert not compact(wh, min_small_row_groups=1).rewritten

@@ -32,6 +32,7 @@ def attach(
             options.append(f"STORAGE_VERSION {text(storage_version)}")
         con.execute(f"ATTACH {text(path)} AS {ALIAS} ({', '.join(options)})")
         con.execute(f"USE {ALIAS}")
+        con.execute("SET enable_progress_bar = false")  # a long statement would draw one into the logs
         # An in-memory host would spill to ./.tmp; spill beside the file, as DuckDB does for one.
         con.execute(f"SET temp_directory = {text(path + '.tmp')}")
         if not read_only:

@@ -26,20 +26,23 @@ if TYPE_CHECKING:
     from optimizely_assets.warehouse.duckdb import DuckDBWarehouse
 
 COMPACT_ROW_GROUP_SIZE = 122_880  # DuckDB's default: rows per group of a compacted file
+# A group of fewer rows is small. Not COMPACT_ROW_GROUP_SIZE itself: a parallel copy ends its
+# groups at 114,688 rows (7 x 16,384), and a rewritten file must not count as uncompacted.
+SMALL_ROW_GROUP = COMPACT_ROW_GROUP_SIZE // 2
 
 
 @dataclass(frozen=True)
 class Compaction:
     row_groups_before: int
     row_groups_after: int
-    small_row_groups_before: int  # of fewer than COMPACT_ROW_GROUP_SIZE rows
+    small_row_groups_before: int  # of fewer than SMALL_ROW_GROUP rows
     bytes_before: int
     bytes_after: int
     rewritten: bool
 
 
 def row_groups(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """(row groups, those of fewer than ``COMPACT_ROW_GROUP_SIZE`` rows) over the file's tables:
+    """(row groups, those of fewer than ``SMALL_ROW_GROUP`` rows) over the file's tables:
     each group's rows are those of its first column's data segments."""
     tables = [
         t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()
@@ -47,7 +50,7 @@ def row_groups(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     total = small = 0
     for table in tables:
         n, s = con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE n < {COMPACT_ROW_GROUP_SIZE}) FROM ("
+            f"SELECT count(*), count(*) FILTER (WHERE n < {SMALL_ROW_GROUP}) FROM ("
             f"SELECT row_group_id, sum(count) AS n FROM pragma_storage_info({text(table)}) "
             "WHERE column_id = 0 AND column_path = '[0]' GROUP BY row_group_id)"
         ).fetchone()
