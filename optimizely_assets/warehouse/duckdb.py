@@ -197,6 +197,7 @@ class DuckDBWarehouse(Warehouse):
     ) -> MergeStats:
         t = table_names(export_type)
         window = dedup_window(day, horizon_days)
+        self._merged = None  # until this MERGE commits, no probe of this connection describes canonical
         with self.transaction(ensure=export_type) as con:
             raw_cols = self._columns(con, t.raw)
             canon_cols = self._columns(con, t.canonical)
