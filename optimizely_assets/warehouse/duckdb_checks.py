@@ -20,7 +20,7 @@ from optimizely_assets.warehouse.base import (
     keyed_counts,
     table_names,
 )
-from optimizely_assets.warehouse.duckdb_sql import DAY_UUIDS, WINDOW_HITS, lit, q
+from optimizely_assets.warehouse.duckdb_sql import DAY_UUIDS, WINDOW_HITS, key_counts, lit, q
 from optimizely_assets.warehouse.uuid_key import UUID_KEY, duckdb_expr
 
 CHECKED_UUIDS = "temp.main.checked_uuids"  # see checked_uuids
@@ -115,37 +115,32 @@ SELECT 'unkeyed', NULL, ({_window_unkeyed(export_type, window)}) + (
 
 
 def merged_day_findings(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
-    """The checks right after the day's MERGE on its connection, as (kind, value, n).
+    """The checks right after the day's MERGE on its connection: one row of counts.
 
     The window's other days hold, of the day's uuids, exactly the MERGE's ``window_hits``; canonical's
-    day is read and joined to ``day_uuids`` on uuid. Exact when it reports no ``stale`` row (a uuid
-    raw's day lacks), no ``unkeyed`` row and no ``missing`` uuid: then every key counted is one of
-    ``day_uuids``'s, so the keys found are as many as the uuids found. Otherwise the caller
-    runs the full checks, which name what is wrong.
+    day is read twice, joined to ``day_uuids`` on uuid and grouped by key (each a plain join or
+    aggregate, which DuckDB spills: no materialised CTE, which it holds in memory). A clean day
+    has no ``stale`` row (a uuid raw's day lacks), no wrong or missing key, no key twice, and as
+    many keys as ``day_uuids`` has uuids: every key counted is then one of ``day_uuids``'s, so
+    each of them was found. Anything else and the caller runs the full checks, which name it.
     """
     t = table_names(export_type)
-    k, d = q(export_type.key_column), lit(day)
+    d = lit(day)
     return f"""
-WITH c AS MATERIALIZED (
-  SELECT c.{UUID_KEY}, u.uuid IS NULL AS stale, u.{UUID_KEY} IS DISTINCT FROM c.{UUID_KEY} AS wrong
+SELECT s.stale, s.wrong + ({_window_unkeyed(export_type, window)}), k.keys, k.dup_keys,
+       (SELECT count(*) FROM {DAY_UUIDS})
+FROM (
+  SELECT count(*) FILTER (WHERE u.uuid IS NULL) AS stale,
+         count(*) FILTER (WHERE u.uuid IS NOT NULL AND u.{UUID_KEY} IS DISTINCT FROM c.{UUID_KEY}) AS wrong
   FROM {t.canonical} AS c LEFT JOIN {DAY_UUIDS} AS u ON u.uuid = c.uuid WHERE c.{EXPORT_DATE} = {d}
-),
-keys AS MATERIALIZED (
-  SELECT {UUID_KEY}, count(*) AS n, bool_or(in_day) AS in_day FROM (
-    SELECT {UUID_KEY}, true AS in_day FROM c UNION ALL SELECT {UUID_KEY}, false FROM {WINDOW_HITS}
-  ) GROUP BY 1
-)
-SELECT 'raw' AS kind, {k}, count(*) FROM {t.raw} WHERE {EXPORT_DATE} = {d} GROUP BY {k}
-UNION ALL
-SELECT 'duplicate', uuid, n FROM (
-  SELECT u.uuid, k.n FROM keys AS k JOIN {DAY_UUIDS} AS u ON u.{UUID_KEY} = k.{UUID_KEY}
-  WHERE k.n > 1 AND k.in_day ORDER BY u.uuid LIMIT 20)
-UNION ALL
-SELECT 'stale', NULL, count(*) FILTER (WHERE stale) FROM c
-UNION ALL
-SELECT 'unkeyed', NULL, count(*) FILTER (WHERE wrong) + ({_window_unkeyed(export_type, window)}) FROM c
-UNION ALL
-SELECT 'missing', NULL, (SELECT count(*) FROM {DAY_UUIDS}) - (SELECT count(*) FROM keys)
+) AS s, (
+  SELECT count(*) AS keys, count(*) FILTER (WHERE n > 1 AND in_day) AS dup_keys FROM (
+    SELECT {UUID_KEY}, count(*) AS n, bool_or(in_day) AS in_day FROM (
+      SELECT {UUID_KEY}, true AS in_day FROM {t.canonical} WHERE {EXPORT_DATE} = {d}
+      UNION ALL SELECT {UUID_KEY}, false FROM {WINDOW_HITS}
+    ) GROUP BY {UUID_KEY}
+  )
+) AS k
 """
 
 
@@ -163,16 +158,17 @@ def findings(
     """The canonical checks' findings. ``merged_rows``: canonical's row count as the day's MERGE on
     this connection committed it (None: no such MERGE); a table that no longer has that count was
     written since, and the MERGE's probe no longer describes it."""
-    canonical = table_names(export_type).canonical
+    t = table_names(export_type)
     if (
         merged_rows is not None
-        and con.execute(f"SELECT count(*) FROM {canonical}").fetchone()[0] == merged_rows
+        and con.execute(f"SELECT count(*) FROM {t.canonical}").fetchone()[0] == merged_rows
     ):
-        rows = con.execute(merged_day_findings(export_type, day, window)).fetchall()
-        if not (_sum(rows, "stale") or _sum(rows, "unkeyed") or _sum(rows, "missing")):
-            raw = keyed_counts((k, n) for kind, k, n in rows if kind == "raw")
-            dups = sorted((str(u), int(n)) for kind, u, n in rows if kind == "duplicate")
-            return DaySummary(sum(raw.values()), raw), CanonicalFindings({}, dups)
+        stale, unkeyed, keys, dup_keys, uuids = con.execute(
+            merged_day_findings(export_type, day, window)
+        ).fetchone()
+        if not (stale or unkeyed or dup_keys) and keys == uuids:
+            raw = keyed_counts(con.execute(key_counts(t.raw, export_type.key_column, day)).fetchall())
+            return DaySummary(sum(raw.values()), raw), CanonicalFindings({}, [])
     con.execute(checked_uuids(export_type, day, after_merge=merged_rows is not None))
     rows = con.execute(canonical_findings(export_type, day, window)).fetchall()
     n, examples = con.execute(stale_uuids(export_type, day)).fetchone()
