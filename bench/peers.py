@@ -94,6 +94,8 @@ def report(r: dict) -> None:
                 )
             )
             print(f"  {name:<9}{r[name]['wall_s']:7.2f} s wall {r[name]['cpu_s']:7.2f} s CPU{ratio}")
-    print("  targets: >= 1.0x the limit and > 1.0x dlt, wall and CPU; rows per contender (rows, distinct uuids):")
+    print(
+        "  targets: >= 1.0x the limit and > 1.0x dlt, wall and CPU; rows per contender (rows, distinct uuids):"
+    )
     for name, counts in r["canonical"].items():
         print(f"    {name:<8} {counts}")
