@@ -105,3 +105,56 @@ def test_a_compacted_file_counts_as_compacted(tmp_path):
     with wh.connect(read_only=True) as con:
         assert row_groups(con)[1] <= 1  # the last group only
     assert not compact(wh, min_small_row_groups=1).rewritten
+
+
+def test_compaction_keeps_the_files_storage_version_and_waits_for_a_run_holding_the_file(
+    tmp_path, monkeypatch
+):
+    """A file of DuckDB's default storage version stays on it (an upgrade would lock out an older
+    DuckDB). A run that takes the file between the count of its row groups and the rewrite is
+    waited for, not failed."""
+    import subprocess
+    import sys
+
+    from optimizely_assets.warehouse import duckdb_compact
+
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:  # DuckDB's default storage version, as an earlier release made it
+        con.execute("CREATE TABLE t AS SELECT i FROM range(30000) r(i)")  # one small group
+    holder = subprocess.Popen(  # on "go": takes the file as soon as it is free, holds it 2 s
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, duckdb\n"
+            "sys.stdin.readline()\n"
+            "while True:\n"
+            "    try:\n"
+            f"        c = duckdb.connect({str(path)!r}); break\n"
+            "    except duckdb.IOException:\n"
+            "        time.sleep(0.01)\n"
+            "print('held', flush=True); time.sleep(2); c.close()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    real, attempts = duckdb_compact.rewrite_file, []
+
+    def rewrite(*args):
+        if not attempts:  # after the count, before the rewrite: the run takes the file
+            holder.stdin.write("go\n")
+            holder.stdin.flush()
+            assert holder.stdout.readline().strip() == "held"
+        attempts.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(duckdb_compact, "rewrite_file", rewrite)
+    result = compact(DuckDBWarehouse(path=str(path)), min_small_row_groups=0)
+    holder.wait()
+    assert result.rewritten and len(attempts) > 1  # the first attempt met the lock, a later one ran
+    with duckdb.connect(str(path), read_only=True) as con:
+        tags = con.execute(
+            "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()[0]
+        assert tags["storage_version"] == "v1.0.0+"
+        assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 30000

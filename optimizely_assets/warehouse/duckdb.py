@@ -64,7 +64,8 @@ class DuckDBWarehouse(Warehouse):
     )
     lock_timeout_seconds: float = 600.0
     _session: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
-    # (type, day, canonical's rows) of the MERGE whose day_uuids and window_hits the session holds
+    # (type, day, window, canonical's rows) of the MERGE whose day_uuids and window_hits the session
+    # holds; cleared whenever the session's connection is handed out (connect)
     _merged: tuple | None = PrivateAttr(default=None)
 
     kind: ClassVar[str] = "duckdb"
@@ -86,6 +87,9 @@ class DuckDBWarehouse(Warehouse):
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if self._session is not None:  # it reads too; a second attach would wait for its lock
+            # Whoever gets the connection may write through it: the MERGE's probe (canonical_findings)
+            # then no longer describes the tables. Only merge_canonical sets it, after this.
+            self._merged = None
             yield self._session
             return
         deadline = time.monotonic() + self.lock_timeout_seconds
@@ -164,7 +168,6 @@ class DuckDBWarehouse(Warehouse):
         self, export_type: ExportType, day: dt.date, files: list[StagedFile], added: list[pa.Field]
     ) -> LoadResult:
         raw = table_names(export_type).raw
-        self._merged = None  # raw's day changes: a MERGE's day_uuids on this connection no longer describe it
         with self.transaction(ensure=export_type) as con:
             existing = self._columns(con, raw)
             new = [f for f in added if f.name not in existing]
@@ -197,7 +200,6 @@ class DuckDBWarehouse(Warehouse):
     ) -> MergeStats:
         t = table_names(export_type)
         window = dedup_window(day, horizon_days)
-        self._merged = None  # until this MERGE commits, no probe of this connection describes canonical
         with self.transaction(ensure=export_type) as con:
             raw_cols = self._columns(con, t.raw)
             canon_cols = self._columns(con, t.canonical)
@@ -237,7 +239,7 @@ class DuckDBWarehouse(Warehouse):
             if history is not None:  # committed with the MERGE, or not at all
                 con.execute(load_history.insert(load_history.TABLE, history.succeeded(stats), bigquery=False))
         if self._session is not None:  # the checks that follow on this connection reuse its probe
-            self._merged = (export_type, day, int(table_rows))
+            self._merged = (export_type, day, window, int(table_rows))
         return stats
 
     def record_history(self, row: LoadHistoryRow) -> None:
@@ -260,10 +262,11 @@ class DuckDBWarehouse(Warehouse):
     def canonical_findings(
         self, export_type: ExportType, day: dt.date, horizon_days: int
     ) -> tuple[DaySummary, CanonicalFindings]:
-        m = self._merged if self._session is not None else None
-        merged = m[2] if m is not None and m[:2] == (export_type, day) else None
+        window = dedup_window(day, horizon_days)
+        m = self._merged if self._session is not None else None  # read before connect() clears it
+        merged = m[3] if m is not None and m[:3] == (export_type, day, window) else None
         with self.connect() as con:
-            return checks.findings(con, export_type, day, dedup_window(day, horizon_days), merged)
+            return checks.findings(con, export_type, day, window, merged)
 
     def not_in_raw(self, export_type: ExportType, day: dt.date) -> tuple[int, tuple[str, ...]]:
         with self.connect() as con:

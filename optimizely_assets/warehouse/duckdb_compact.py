@@ -7,13 +7,14 @@ handles each group's pointers: at a year of 50,000-row days (1,111 groups a tabl
 122,880 rows (DuckDB's default), a year is 149 groups a table, and the day costs what it did then.
 
 The rewrite is the forget's (duckdb_forget.rewrite_file: ``COPY FROM DATABASE`` into a new file
-that then replaces the old one, whose lock is held throughout): all or nothing, and a daily run
-waiting for the lock meanwhile opens the new file.
+that then replaces the old one, whose lock is held throughout the copy): all or nothing, and a
+daily run waiting for the lock meanwhile opens the new file. The file keeps its storage version.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,15 +59,35 @@ def row_groups(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     return total, small
 
 
+def storage_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The attached file's own storage version (``v1.4.0+`` -> ``v1.4.0``): a rewrite keeps it, as
+    nothing upgrades a file behind its user's back (duckdb_attach.py)."""
+    rows = con.execute(
+        "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    version = (rows[0][0] or {}).get("storage_version") if rows else None
+    return version.rstrip("+") if version else None
+
+
 def compact(wh: DuckDBWarehouse, min_small_row_groups: int) -> Compaction:
     """Rewrite the warehouse's file in large row groups if it holds more than
-    ``min_small_row_groups`` small ones (each table's last group is one)."""
+    ``min_small_row_groups`` small ones (each table's last group is one). A run holding the file
+    is waited for, as the warehouse's own connections wait (``lock_timeout_seconds``)."""
     with wh.connect(read_only=True) as con:
         total, small = row_groups(con)
+        version = storage_version(con)
     size = os.path.getsize(wh.path)
     if small <= min_small_row_groups:
         return Compaction(total, total, small, size, size, rewritten=False)
-    before, after = rewrite_file(wh.path, COMPACT_ROW_GROUP_SIZE, wh.storage_version)
+    deadline = time.monotonic() + wh.lock_timeout_seconds
+    while True:
+        try:  # a failed attach of the old file leaves nothing behind (rewrite_file)
+            before, after = rewrite_file(wh.path, COMPACT_ROW_GROUP_SIZE, version)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
     with wh.connect(read_only=True) as con:
         groups, _ = row_groups(con)
     return Compaction(total, groups, small, before, after, rewritten=True)
