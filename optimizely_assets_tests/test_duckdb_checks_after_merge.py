@@ -153,3 +153,22 @@ def test_checks_over_another_horizon_than_the_merges_probe_the_window_again(tmp_
         raw, found = step.canonical_findings(T, DAYS[2], 30)
     assert wh.canonical_findings(T, DAYS[2], 30) == (raw, found)
     assert len(found.duplicates) == SPEC.cross_day_duplicates
+
+
+def test_the_canonical_step_checks_a_clean_day_from_its_merges_probe(export_dir, tmp_path, monkeypatch):
+    """In a daily run, the canonical step's checks of a clean day take the MERGE's probe: the full
+    checks (which would build ``checked_uuids``) are not run, and every check passes."""
+    from dagster import DagsterInstance
+
+    from optimizely_assets.warehouse import duckdb_checks
+    from optimizely_assets_tests.helpers import all_clean, local_settings, run_day
+
+    def not_expected(*_args, **_kwargs):
+        raise AssertionError("the full checks ran after the MERGE of a clean day")
+
+    monkeypatch.setattr(duckdb_checks, "checked_uuids", not_expected)
+    settings = local_settings(tmp_path)
+    with DagsterInstance.ephemeral() as instance:
+        for day in sorted({w.day for w in export_dir[1]})[:2]:
+            result = run_day(settings, day, instance)
+            assert result.success and all_clean(result)
