@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import random
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +33,7 @@ from optimizely_assets.warehouse.base import (
     name_failed_files,
     table_names,
 )
-from optimizely_assets.warehouse.duckdb_attach import ALIAS, attach
+from optimizely_assets.warehouse.duckdb_attach import ALIAS, attach, waiting_for_lock
 from optimizely_assets.warehouse.duckdb_schema import widen
 from optimizely_assets.warehouse.history import LoadHistoryRow
 from optimizely_assets.warehouse.uuid_key import UUID_KEY
@@ -92,17 +90,10 @@ class DuckDBWarehouse(Warehouse):
             self._merged = None
             yield self._session
             return
-        deadline = time.monotonic() + self.lock_timeout_seconds
-        delay = 0.05
-        while True:
-            try:
-                con = attach(self.path, read_only, self.row_group_size, self.storage_version)
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 2.0)
+        con = waiting_for_lock(
+            lambda: attach(self.path, read_only, self.row_group_size, self.storage_version),
+            self.lock_timeout_seconds,
+        )
         try:
             # Spark's timestamps carry no UTC annotation; DuckDB would read them in the process's zone.
             con.execute("SET TimeZone = 'UTC'")
@@ -146,9 +137,8 @@ class DuckDBWarehouse(Warehouse):
         for table, names in columns.items():
             if EXPORT_DATE not in names:
                 raise layout_error(f"{Path(self.path).name}: {table}", f"no {EXPORT_DATE} column")
-        if (
-            UUID_KEY not in columns[t.canonical]
-        ):  # an earlier release's canonical: add and fill its keys, atomically
+        # An earlier release's canonical: add and fill its keys, atomically.
+        if UUID_KEY not in columns[t.canonical]:
             con.execute("BEGIN TRANSACTION")
             con.execute(sql.add_column(t.canonical, UUID_KEY, "BLOB"))
             con.execute(sql.fill_uuid_keys(export_type))

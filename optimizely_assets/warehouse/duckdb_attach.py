@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from optimizely_assets.warehouse.duckdb_sql import text
 
 ALIAS = "warehouse"  # the attached file's name inside each connection
+T = TypeVar("T")
+
+
+def waiting_for_lock(open_file: Callable[[], T], timeout_seconds: float) -> T:
+    """``open_file()``, retried while another process holds the file's lock (DuckDB lets one
+    process write a file; the others fail at once), with backoff, for up to ``timeout_seconds``."""
+    deadline = time.monotonic() + timeout_seconds
+    delay = 0.05
+    while True:
+        try:
+            return open_file()
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 2.0)
 
 
 def attach(

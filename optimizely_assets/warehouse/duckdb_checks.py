@@ -20,7 +20,7 @@ from optimizely_assets.warehouse.base import (
     keyed_counts,
     table_names,
 )
-from optimizely_assets.warehouse.duckdb_sql import DAY_UUIDS, WINDOW_HITS, key_counts, lit, q
+from optimizely_assets.warehouse.duckdb_sql import DAY_UUIDS, WINDOW_HITS, in_window, key_counts, lit, q
 from optimizely_assets.warehouse.uuid_key import UUID_KEY, duckdb_expr
 
 CHECKED_UUIDS = "temp.main.checked_uuids"  # see checked_uuids
@@ -64,15 +64,11 @@ def stale_uuids(export_type: ExportType, day: dt.date) -> str:
     )
 
 
-def _between(window: tuple[dt.date, dt.date]) -> str:
-    return f"{EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}"
-
-
 def _window_unkeyed(export_type: ExportType, window: tuple[dt.date, dt.date]) -> str:
     # Apart from the probe: a row group's statistics say it has no NULL, so most are skipped, and
     # the probe stays a semi join (an OR with IS NULL made it a mark join over every window row).
     c = table_names(export_type).canonical
-    return f"SELECT count(*) FROM {c} WHERE {_between(window)} AND {UUID_KEY} IS NULL"
+    return f"SELECT count(*) FROM {c} WHERE {in_window(window)} AND {UUID_KEY} IS NULL"
 
 
 def canonical_findings(export_type: ExportType, day: dt.date, window: tuple[dt.date, dt.date]) -> str:
@@ -90,7 +86,7 @@ def canonical_findings(export_type: ExportType, day: dt.date, window: tuple[dt.d
     return f"""
 WITH day_raw AS (SELECT uuid, {k} AS k FROM {t.raw} WHERE {EXPORT_DATE} = {d}),
 hits AS MATERIALIZED (
-  SELECT {UUID_KEY} FROM {t.canonical} WHERE {_between(window)}
+  SELECT {UUID_KEY} FROM {t.canonical} WHERE {in_window(window)}
   AND {UUID_KEY} IN (SELECT {UUID_KEY} FROM {CHECKED_UUIDS})
 ),
 found AS (SELECT uuid FROM {CHECKED_UUIDS} WHERE {UUID_KEY} IN (SELECT {UUID_KEY} FROM hits)),

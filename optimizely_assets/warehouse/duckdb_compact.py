@@ -14,12 +14,12 @@ daily run waiting for the lock meanwhile opens the new file. The file keeps its 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import duckdb
 
+from optimizely_assets.warehouse.duckdb_attach import waiting_for_lock
 from optimizely_assets.warehouse.duckdb_forget import rewrite_file
 from optimizely_assets.warehouse.duckdb_sql import text
 
@@ -79,15 +79,10 @@ def compact(wh: DuckDBWarehouse, min_small_row_groups: int) -> Compaction:
     size = os.path.getsize(wh.path)
     if small <= min_small_row_groups:
         return Compaction(total, total, small, size, size, rewritten=False)
-    deadline = time.monotonic() + wh.lock_timeout_seconds
-    while True:
-        try:  # a failed attach of the old file leaves nothing behind (rewrite_file)
-            before, after = rewrite_file(wh.path, COMPACT_ROW_GROUP_SIZE, version)
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
+    # A run may take the file after the count: a failed attach of it leaves nothing behind.
+    before, after = waiting_for_lock(
+        lambda: rewrite_file(wh.path, COMPACT_ROW_GROUP_SIZE, version), wh.lock_timeout_seconds
+    )
     with wh.connect(read_only=True) as con:
         groups, _ = row_groups(con)
     return Compaction(total, groups, small, before, after, rewritten=True)

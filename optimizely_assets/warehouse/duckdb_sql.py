@@ -124,14 +124,18 @@ def _order_key(c: OrderColumn) -> str:
     return f"coalesce(array_to_string(list_transform({items}, e -> concat({parts})), chr(30)), '') ASC"
 
 
+def in_window(window: tuple[dt.date, dt.date]) -> str:
+    """Canonical's export days of a dedup window (``base.dedup_window``)."""
+    return f"{EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}"
+
+
 def window_hits(export_type: ExportType, window: tuple[dt.date, dt.date], uuids_table: str) -> str:
     """Canonical's keys in the dedup window that are among ``uuids_table``'s: the probe the MERGE
     makes (and the checks, run alone), and the part of a day's cost that day 1 (no window) lacks.
     Keys, not the uuid strings: 17 bytes, not 36 (uuid_key.py); the encoding is exact."""
     return (
         f"SELECT {UUID_KEY} FROM {table_names(export_type).canonical}\n"
-        f"  WHERE {EXPORT_DATE} BETWEEN {lit(window[0])} AND {lit(window[1])}"
-        f" AND {UUID_KEY} IN (SELECT {UUID_KEY} FROM {uuids_table})"
+        f"  WHERE {in_window(window)} AND {UUID_KEY} IN (SELECT {UUID_KEY} FROM {uuids_table})"
     )
 
 
