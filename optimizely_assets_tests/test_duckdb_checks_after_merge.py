@@ -56,6 +56,32 @@ def test_a_clean_day_is_checked_from_the_merges_probe_as_alone(tmp_path):
     assert raw.rows == 400 and found.missing == {} and found.duplicates == [] and found.unkeyed == 0
 
 
+def test_a_day_merged_again_is_checked_from_the_probe_of_its_other_days(tmp_path):
+    """A re-run deletes canonical's day before the probe: had the probe read the day's old rows,
+    the MERGE would insert nothing and the day's keys would all still be counted as found there."""
+    wh = _warehouse(tmp_path)
+    first, _ = _after_merge(wh)
+    (raw, found), reused = _after_merge(wh)  # the same day again: its rows are replaced
+    assert reused
+    assert (raw, found) == first == wh.canonical_findings(T, DAYS[2], 30)
+    with wh.connect() as con:
+        (rows,) = con.execute(
+            f"SELECT count(*) FROM decisions WHERE export_date = DATE '{DAYS[2]}'"
+        ).fetchone()
+    assert rows == len(_uuids_of_day(tmp_path)) - SPEC.cross_day_duplicates
+
+
+def _uuids_of_day(tmp_path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    return {
+        u
+        for f in (tmp_path / "src").rglob(f"date={DAYS[2]}/**/*.parquet")
+        for u in pq.read_table(f, columns=["uuid"]).column(0).to_pylist()
+        if u is not None
+    }
+
+
 def _broken_merge(monkeypatch, old: str, new: str) -> None:
     original = duckdb_sql.merge_canonical
 
