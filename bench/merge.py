@@ -139,8 +139,9 @@ def _timed_new_day(
 def _timed_window_probes(wh: DuckDBWarehouse, day: dt.date, files: list[StagedFile]) -> dict[str, float]:
     """The dedup window's probe alone, as a new day meets it: on a fresh attach (the MERGE's, cold)
     and again on the same connection (warm: the checks' when run alone; after the MERGE they reuse
-    what it read). Day 1 has no window; the cold one is the least that any later day costs more. Beside them, the same probes on the uuid strings (the
-    previous release's), on the next fresh attach."""
+    what it read). Day 1 has no window; the cold one is the least that any later day costs more.
+    Beside them, the same probes on the uuid strings (the previous release's), on the next fresh
+    attach."""
     wh.load_raw_day(T, day, files, [])
     by_key = f"SELECT count(*) FROM ({sql.window_hits(T, dedup_window(day, HORIZON), sql.DAY_UUIDS)})"
     by_text = by_key.replace("uuid_key", "uuid")

@@ -26,7 +26,7 @@ COMPACT_JOB = "optimizely_compact_warehouse"
 class CompactConfig(Config):
     # About a week of 50,000-row days of both types (four 16,384-row groups per table and day).
     min_small_row_groups: int = Field(
-        default=64, description="Rewrite only once the file holds more row groups of under 122,880 rows."
+        default=64, description="Rewrite only once the file holds more row groups of under 61,440 rows."
     )
 
 
